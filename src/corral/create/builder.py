@@ -1,0 +1,211 @@
+"""Build a model's layers from a :class:`CreateSpec` and write its manifest.
+
+The build runs in a worker thread and reports progress through ``emit`` with Ollama's status
+texts. Blobs are written first (each atomically), the manifest last, so an interrupted create
+never leaves a half-made model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corral.create.spec import CreateSpec
+from corral.errors import BadRequest
+from corral.gguf_info import GGUFFile, read_gguf
+from corral.models import load_model
+from corral.store import Layer, Manifest, Store
+from corral.store.blobs import CHUNK
+from corral.store.layout import PinSet
+from corral.store.manifests import (
+    CONFIG_MEDIA_TYPE,
+    MEDIA_ADAPTER,
+    MEDIA_LICENSE,
+    MEDIA_MESSAGES,
+    MEDIA_MODEL,
+    MEDIA_PARAMS,
+    MEDIA_SYSTEM,
+    MEDIA_TEMPLATE,
+)
+from corral.template.catalogue import detect_family
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[dict[str, Any]], None]
+QUANTIZABLE = ("F16", "BF16", "F32")
+
+
+@dataclass
+class _Build:
+    store: Store
+    emit: Emit
+    pins: PinSet
+    layers: list[Layer]
+    statuses: list[str]
+    config: dict[str, Any]
+
+    def add_bytes(self, data: bytes, media_type: str) -> Layer:
+        with self.store.blob_writer() as w:
+            w.write(data)
+            digest, created = w.commit()
+        self.pins.add(digest)
+        self.statuses.append(f"{'creating new' if created else 'using existing'} layer {digest}")
+        layer = Layer(media_type, digest, len(data))
+        self.layers.append(layer)
+        return layer
+
+    def replace(self, media_type: str, data: bytes | None) -> None:
+        self.layers = [layer for layer in self.layers if layer.media_type != media_type]
+        if data is not None:
+            self.add_bytes(data, media_type)
+
+    def add_file(self, path: Path, media_type: str) -> Layer:
+        total = path.stat().st_size
+        short = "copying file"
+        with self.store.blob_writer() as w, path.open("rb") as f:
+            while block := f.read(CHUNK * 8):
+                w.write(block)
+                self.emit({"status": short, "total": total, "completed": w.size})
+            digest, created = w.commit()
+        self.pins.add(digest)
+        self.statuses.append(f"{'creating new' if created else 'using existing'} layer {digest}")
+        layer = Layer(media_type, digest, w.size)
+        self.layers.append(layer)
+        return layer
+
+    def existing_blob(self, digest: str, media_type: str, from_: str = "") -> Layer:
+        self.pins.add(digest)
+        size = self.store.blob_path(digest).stat().st_size
+        self.statuses.append(f"using existing layer {digest}")
+        layer = Layer(media_type, digest, size, from_)
+        self.layers.append(layer)
+        return layer
+
+
+def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = True) -> None:
+    """Create (or replace) the model named by ``spec``; progress goes to ``emit``."""
+    if spec.from_modelfile:
+        emit({"status": "parsing modelfile"})
+    with store.pinned(d for _, d in spec.from_files + spec.adapter_files) as pins:
+        b = _Build(store, emit, pins, [], [], {})
+        gguf = _base_layers(spec, b)
+        if gguf is not None:
+            _apply_gguf(spec, b, gguf)
+        _apply_overrides(spec, b)
+        config_layer = _config_layer(b, _config_blob(b.config))
+        for status in b.statuses:
+            emit({"status": status})
+        emit({"status": "writing manifest"})
+        store.write(spec.name, Manifest(config_layer, tuple(b.layers)))
+    if prune:
+        store.collect_garbage()
+    emit({"status": "success"})
+
+
+def _base_layers(spec: CreateSpec, b: _Build) -> GGUFFile | None:
+    """Add the layers the model starts from; returns the GGUF to describe, if it is a new one."""
+    if spec.from_model is not None:
+        base = load_model(b.store, spec.from_model)
+        source = base.name.display_shortest()
+        for layer in base.entry.manifest.layers:
+            b.existing_blob(layer.digest, layer.media_type, source)
+        b.config = {
+            k: base.config[k]
+            for k in ("model_format", "model_family", "model_families", "model_type", "file_type")
+            if k in base.config
+        }
+        if spec.quantize:
+            if base.model_path is None:
+                raise BadRequest("no base model was found")
+            _check_quantize(spec.quantize, read_gguf(base.model_path))
+        return None
+    model_layer: Layer | None = None
+    if spec.from_path is not None:
+        b.emit({"status": "parsing GGUF"})
+        model_layer = b.add_file(spec.from_path, MEDIA_MODEL)
+    for fname, digest in spec.from_files:
+        b.emit({"status": "parsing GGUF"})
+        layer = b.existing_blob(digest, MEDIA_MODEL, "")
+        model_layer = model_layer or layer
+        log.debug("model layer %s from %s", digest, fname)
+    if model_layer is None:
+        raise BadRequest("neither 'from' or 'files' was specified")
+    gguf = read_gguf(b.store.blob_path(model_layer.digest))
+    if spec.quantize:
+        _check_quantize(spec.quantize, gguf)
+    return gguf
+
+
+def _check_quantize(want: str, gguf: GGUFFile) -> None:
+    have = gguf.file_type_name
+    if have not in QUANTIZABLE:
+        raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
+    if have != want:
+        raise BadRequest("quantization is not supported yet")
+
+
+def _apply_gguf(spec: CreateSpec, b: _Build, gguf: GGUFFile) -> None:
+    b.config = gguf.config_fields()
+    if spec.template is None:
+        family = detect_family(gguf.chat_template)
+        if family is not None:
+            b.add_bytes(family.template.encode(), MEDIA_TEMPLATE)
+            b.statuses[-1] = f"using autodetected template {family.name}"
+            if family.parameters:
+                b.add_bytes(_json_line(dict(family.parameters)), MEDIA_PARAMS)
+
+
+def _apply_overrides(spec: CreateSpec, b: _Build) -> None:
+    for path in spec.adapter_paths:
+        b.add_file(path, MEDIA_ADAPTER)
+    for _fname, digest in spec.adapter_files:
+        b.existing_blob(digest, MEDIA_ADAPTER)
+    if spec.template is not None:
+        b.replace(MEDIA_TEMPLATE, spec.template.encode())
+    if spec.system is not None:
+        b.replace(MEDIA_SYSTEM, spec.system.encode())
+    for text in spec.licenses:
+        b.add_bytes(text.encode(), MEDIA_LICENSE)
+    params = dict(spec.parameters)
+    for layer in [x for x in b.layers if x.media_type == MEDIA_PARAMS]:
+        try:
+            existing = json.loads(b.store.blob_path(layer.digest).read_bytes())
+        except (OSError, ValueError):
+            existing = {}
+        if isinstance(existing, dict):
+            for k, v in existing.items():
+                params.setdefault(k, v)
+    if params:
+        b.replace(MEDIA_PARAMS, _json_line(params))
+    if spec.messages:
+        b.replace(MEDIA_MESSAGES, _json_line(list(spec.messages)))
+
+
+def _json_line(value: Any) -> bytes:
+    return (json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _config_blob(fields: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "model_format": fields.get("model_format", "gguf"),
+        "model_family": fields.get("model_family", ""),
+        "model_families": fields.get("model_families") or None,
+        "model_type": fields.get("model_type", ""),
+        "file_type": fields.get("file_type", ""),
+        "architecture": "amd64",
+        "os": "linux",
+    }
+    return config
+
+
+def _config_layer(b: _Build, config: dict[str, Any]) -> Layer:
+    data = _json_line(config)
+    with b.store.blob_writer() as w:
+        w.write(data)
+        digest, _created = w.commit()
+    b.pins.add(digest)
+    return Layer(CONFIG_MEDIA_TYPE, digest, len(data))

@@ -1,0 +1,196 @@
+"""Turn either create payload into one validated :class:`CreateSpec`.
+
+Everything a client can get wrong is checked here, before any progress is streamed, so that bad
+input is answered with a plain 4xx instead of an error line in a 200 stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corral.api.types import CreateRequest
+from corral.create.modelfile import parse_modelfile
+from corral.errors import BadRequest, ModelNotFound, NotFound, TemplateError
+from corral.gguf_info import is_gguf
+from corral.names import ModelName, parse_digest, parse_name
+from corral.options import validate_options
+from corral.store import Store
+from corral.template import Template
+
+QUANT_TYPES = ("Q8_0", "Q4_K_M", "Q4_K_S", "F16")
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """What to build: one source (model, uploaded files or a server-side file) plus overrides."""
+
+    name: ModelName
+    from_model: ModelName | None = None
+    from_files: tuple[tuple[str, str], ...] = ()
+    from_path: Path | None = None
+    adapter_files: tuple[tuple[str, str], ...] = ()
+    adapter_paths: tuple[Path, ...] = ()
+    template: str | None = None
+    system: str | None = None
+    licenses: tuple[str, ...] = ()
+    parameters: dict[str, Any] = field(default_factory=dict)
+    messages: tuple[dict[str, Any], ...] = ()
+    quantize: str | None = None
+    from_modelfile: bool = False
+
+
+def spec_from_request(req: CreateRequest, store: Store) -> CreateSpec:
+    raw_name = req.model or req.name or ""
+    name = parse_name(raw_name)
+    if req.modelfile is not None and req.from_ is None and req.files is None:
+        spec = _from_modelfile(name, req.modelfile, req.path)
+    else:
+        spec = _from_fields(name, req)
+    quant = (req.quantize or req.quantization or "").upper() or None
+    if quant is not None and quant not in QUANT_TYPES:
+        raise BadRequest(f"unsupported quantization type {quant}")
+    spec = CreateSpec(**{**spec.__dict__, "quantize": quant})
+    _check_sources(spec, store)
+    if spec.template is not None:
+        check_template(spec.template)
+    return spec
+
+
+def check_template(text: str) -> None:
+    try:
+        Template.parse(text)
+    except TemplateError as e:
+        raise TemplateError(f"template error: {e}") from e
+
+
+def _from_fields(name: ModelName, req: CreateRequest) -> CreateSpec:
+    files = _checked_files(req.files or {})
+    adapters = _checked_files(req.adapters or {})
+    from_model = None
+    if req.from_:
+        from_model = parse_name(req.from_)
+    elif not files:
+        raise BadRequest("neither 'from' or 'files' was specified")
+    licenses: tuple[str, ...] = ()
+    if isinstance(req.license, str):
+        licenses = (req.license,) if req.license else ()
+    elif req.license is not None:
+        licenses = tuple(req.license)
+    params = validate_options(req.parameters) if req.parameters else {}
+    messages = tuple(m.model_dump(exclude_none=True) for m in req.messages or [])
+    for m in messages:
+        _check_role(m["role"])
+    return CreateSpec(
+        name=name,
+        from_model=from_model,
+        from_files=files,
+        adapter_files=adapters,
+        template=req.template or None,
+        system=req.system or None,
+        licenses=licenses,
+        parameters=params,
+        messages=messages,
+    )
+
+
+def _check_role(role: str) -> None:
+    if role not in ("system", "user", "assistant"):
+        raise BadRequest('message role must be one of "system", "user", or "assistant"')
+
+
+def _checked_files(files: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for fname, digest in sorted(files.items()):
+        if not _valid_rel_path(fname):
+            raise BadRequest("file path must be relative")
+        if not digest:
+            raise BadRequest("invalid digest format")
+        out.append((fname, parse_digest(digest)))
+    return tuple(out)
+
+
+def _valid_rel_path(p: str) -> bool:
+    """Go's io/fs.ValidPath: unrooted, slash-separated, no '.', '..' or empty elements."""
+    if p == ".":
+        return True
+    if not p or p.startswith("/") or "\\" in p or "\x00" in p:
+        return False
+    return all(part not in ("", ".", "..") for part in p.split("/"))
+
+
+def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
+    mf = parse_modelfile(text)
+    base_dir = Path(path).expanduser().parent if path else Path.cwd()
+    from_model: ModelName | None = None
+    from_files: tuple[tuple[str, str], ...] = ()
+    from_path: Path | None = None
+    adapter_files: list[tuple[str, str]] = []
+    adapter_paths: list[Path] = []
+    for cmd in mf.commands:
+        if cmd.name == "model":
+            if cmd.args.startswith("@"):
+                from_files = (("model.gguf", parse_digest(cmd.args[1:])),)
+            elif (p := _local_path(cmd.args, base_dir)) is not None:
+                from_path = p
+            else:
+                from_model = parse_name(cmd.args)
+        elif cmd.name == "adapter":
+            if cmd.args.startswith("@"):
+                adapter_files.append(("adapter.gguf", parse_digest(cmd.args[1:])))
+            elif (p := _local_path(cmd.args, base_dir)) is not None:
+                adapter_paths.append(p)
+            else:
+                raise BadRequest(f"no such file or directory: {cmd.args}")
+    templates, systems = mf.values("template"), mf.values("system")
+    messages = [{"role": role, "content": content} for role, content in mf.messages()]
+    return CreateSpec(
+        name=name,
+        from_model=from_model,
+        from_files=from_files,
+        from_path=from_path,
+        adapter_files=tuple(adapter_files),
+        adapter_paths=tuple(adapter_paths),
+        template=templates[-1] if templates else None,
+        system=systems[-1] if systems else None,
+        licenses=tuple(mf.values("license")),
+        parameters=dict(mf.parameters()),
+        messages=tuple(messages),
+        from_modelfile=True,
+    )
+
+
+def _local_path(arg: str, base_dir: Path) -> Path | None:
+    """A FROM/ADAPTER argument that names a file on this machine, or None for a model name."""
+    explicit = arg.startswith(("/", "./", "../", "~"))
+    candidate = Path(arg).expanduser()
+    if not candidate.is_absolute():
+        candidate = base_dir / candidate
+    if candidate.exists():
+        return candidate.resolve()
+    if explicit:
+        raise BadRequest(f"no such file or directory: {arg}")
+    return None
+
+
+def _check_sources(spec: CreateSpec, store: Store) -> None:
+    if spec.from_model is not None and not store.exists(spec.from_model):
+        raise ModelNotFound(spec.from_model.display_shortest())
+    for _fname, digest in spec.from_files + spec.adapter_files:
+        if not store.has_blob(digest):
+            raise NotFound(f"blob {digest} not found")
+    names = [f for f, _ in spec.from_files]
+    if any(f.endswith(".safetensors") for f in names):
+        raise BadRequest("importing safetensors files is not supported yet")
+    for _fname, digest in spec.from_files:
+        if not is_gguf(store.blob_path(digest)) and len(spec.from_files) == 1:
+            raise BadRequest("supplied file was not in GGUF format")
+    if spec.from_path is not None:
+        if spec.from_path.is_dir():
+            raise BadRequest("importing a safetensors directory is not supported yet")
+        if not is_gguf(spec.from_path):
+            raise BadRequest("supplied file was not in GGUF format")
+    for p in spec.adapter_paths:
+        if not is_gguf(p):
+            raise BadRequest("supplied file was not in GGUF format")

@@ -1,0 +1,242 @@
+"""The server's side of a runner: start the process, send operations, route its events.
+
+Every request waiting on the runner gets an error, never a hang, when the process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from corral.engine.protocol import HEADER, MAX_FRAME, ProtocolError, decode_body, encode
+from corral.engine.types import LoadSpec, SamplingParams
+from corral.errors import CorralError, InternalError
+
+log = logging.getLogger(__name__)
+
+
+class RunnerError(InternalError):
+    """The runner failed or died."""
+
+
+class RunnerLoadError(CorralError):
+    """The model could not be loaded (bad GGUF, out of memory...)."""
+
+    status = 500
+
+
+class RunnerProcess:
+    """One runner process and the requests in flight on it."""
+
+    def __init__(self, spec: LoadSpec, engine: str = "llamacpp") -> None:
+        self.spec = spec
+        self.engine = engine
+        self.proc: asyncio.subprocess.Process | None = None
+        self.info: dict[str, Any] = {}
+        self.n_ctx = spec.n_ctx
+        self.pid = 0
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._streams: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._dead: str | None = None
+        self._stderr_tail: list[str] = []
+        self.load_duration_ns = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self.proc is not None and self.proc.returncode is None
+
+    async def start(self, timeout: float) -> None:
+        t0 = time.perf_counter_ns()
+        env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "corral.engine.runner",
+            self.engine,
+            json.dumps(asdict(self.spec)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=MAX_FRAME,
+        )
+        self.pid = self.proc.pid
+        self._stderr_task = asyncio.create_task(self._pump_stderr())
+        try:
+            first = await asyncio.wait_for(self._read(), timeout)
+        except (TimeoutError, ProtocolError, asyncio.IncompleteReadError) as e:
+            await self.close()
+            detail = self._stderr_summary() or str(e) or "timed out"
+            raise RunnerLoadError(f"llama runner process has terminated: {detail}") from e
+        if first.get("ev") != "ready":
+            await self.close()
+            raise RunnerLoadError(f"error loading model: {first.get('error', 'unknown error')}")
+        self.info = first.get("info", {})
+        self.n_ctx = int(first.get("n_ctx", self.spec.n_ctx))
+        self.load_duration_ns = time.perf_counter_ns() - t0
+        self._reader = asyncio.create_task(self._read_loop())
+
+    async def _pump_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self._stderr_tail = [*self._stderr_tail[-19:], text]
+            log.debug("runner %d: %s", self.pid, text)
+
+    def _stderr_summary(self) -> str:
+        lines = [x for x in self._stderr_tail if x.strip()]
+        return lines[-1] if lines else ""
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        head = await self.proc.stdout.readexactly(HEADER.size)
+        (size,) = HEADER.unpack(head)
+        if size > MAX_FRAME:
+            raise ProtocolError("frame too large")
+        return decode_body(await self.proc.stdout.readexactly(size))
+
+    async def _read_loop(self) -> None:
+        reason = "runner closed its output"
+        try:
+            while True:
+                msg = await self._read()
+                rid = msg.get("id", 0)
+                kind = msg.get("ev")
+                if kind in ("token", "done") or (kind == "error" and rid in self._streams):
+                    q = self._streams.get(rid)
+                    if q is not None:
+                        q.put_nowait(msg)
+                elif kind in ("result", "error"):
+                    fut = self._waiters.pop(rid, None)
+                    if fut is not None and not fut.done():
+                        if kind == "result":
+                            fut.set_result(msg.get("value"))
+                        else:
+                            fut.set_exception(RunnerError(str(msg.get("error"))))
+        except (asyncio.IncompleteReadError, ProtocolError, ConnectionError) as e:
+            reason = str(e) or reason
+        except asyncio.CancelledError:
+            reason = "runner stopped"
+        await self._fail_all(reason)
+
+    async def _fail_all(self, reason: str) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await asyncio.wait_for(self.proc.wait(), 2)
+        code = self.proc.returncode if self.proc is not None else None
+        detail = self._stderr_summary()
+        msg = "llama runner process has terminated"
+        if code is not None:
+            msg += f": exit status {code}"
+        if detail and code not in (0, None):
+            msg += f": {detail}"
+        self._dead = msg if code is not None else reason
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(RunnerError(self._dead))
+        self._waiters.clear()
+        for q in self._streams.values():
+            q.put_nowait({"ev": "error", "error": self._dead})
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        if not self.alive or self.proc is None or self.proc.stdin is None:
+            raise RunnerError(self._dead or "llama runner process is not running")
+        self.proc.stdin.write(encode(msg))
+
+    async def call(self, op: str, **args: Any) -> Any:
+        rid = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        try:
+            self._send({"op": op, "id": rid, **args})
+        except RunnerError:
+            self._waiters.pop(rid, None)
+            raise
+        return await fut
+
+    async def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        tokens: list[int] = await self.call("tokenize", text=text, add_special=add_special)
+        return tokens
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        text: str = await self.call("detokenize", tokens=tokens)
+        return text
+
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        vectors: list[list[float]] = await self.call("embed", inputs=inputs)
+        return vectors
+
+    async def generate(
+        self, prompt_tokens: list[int], sampling: SamplingParams
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the runner's token events then one done event; cancel on early exit."""
+        rid = next(self._ids)
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._streams[rid] = q
+        finished = False
+        try:
+            self._send(
+                {
+                    "op": "generate",
+                    "id": rid,
+                    "prompt_tokens": prompt_tokens,
+                    "sampling": asdict(sampling),
+                }
+            )
+            while True:
+                msg = await q.get()
+                if msg.get("ev") == "error":
+                    finished = True
+                    raise RunnerError(str(msg.get("error")))
+                if msg.get("ev") == "done":
+                    finished = True
+                    yield msg
+                    return
+                yield msg
+        finally:
+            self._streams.pop(rid, None)
+            if not finished and self.alive:
+                with contextlib.suppress(RunnerError):
+                    self._send({"op": "cancel", "id": rid})
+
+    def cancel(self, request_id: int) -> None:
+        """Ask the runner to stop a generation; its done event still arrives."""
+        with contextlib.suppress(RunnerError):
+            self._send({"op": "cancel", "id": request_id})
+
+    async def close(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                if proc.stdin is not None:
+                    proc.stdin.write(encode({"op": "shutdown"}))
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stderr_task
+        if self._dead is None:
+            self._dead = "runner stopped"

@@ -1,0 +1,162 @@
+"""The runner process: owns one loaded model and serves the server over framed pipes.
+
+Started as ``python -m corral.engine.runner <engine> <LoadSpec JSON>``. Frames arrive on stdin and
+events leave on the original stdout; native code that prints to fd 1 is redirected to stderr so
+it can never corrupt the protocol. One thread owns the engine (llama.cpp contexts are not
+thread-safe); a reader thread only moves frames into a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+from typing import Any, BinaryIO, Protocol
+
+from corral.engine.protocol import piece_to_wire, read_frame, write_frame
+from corral.engine.types import DoneEvent, GenerateRequest, LoadSpec, SamplingParams, TokenEvent
+
+log = logging.getLogger("corral.runner")
+
+
+class Engine(Protocol):
+    n_ctx: int
+
+    def model_info(self) -> dict[str, Any]: ...
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]: ...
+    def detokenize(self, tokens: list[int]) -> str: ...
+    def submit(self, req: GenerateRequest) -> None: ...
+    def cancel(self, request_id: int) -> None: ...
+    def has_work(self) -> bool: ...
+    def step(self) -> list[TokenEvent | DoneEvent]: ...
+    def embed(self, inputs: list[list[int]]) -> list[list[float]]: ...
+    def close(self) -> None: ...
+
+
+def make_engine(kind: str, spec: LoadSpec) -> Engine:
+    if kind == "fake":
+        from corral.engine.fake import FakeEngine
+
+        return FakeEngine(spec)
+    from corral.engine.llamacpp import LlamaEngine
+
+    return LlamaEngine(spec)
+
+
+def _event(ev: TokenEvent | DoneEvent) -> dict[str, Any]:
+    if isinstance(ev, TokenEvent):
+        return {
+            "ev": "token",
+            "id": ev.request_id,
+            "token": ev.token,
+            "piece": piece_to_wire(ev.piece),
+        }
+    return {
+        "ev": "done",
+        "id": ev.request_id,
+        "reason": ev.reason,
+        "prompt_eval_count": ev.prompt_eval_count,
+        "prompt_eval_duration": ev.prompt_eval_duration_ns,
+        "eval_count": ev.eval_count,
+        "eval_duration": ev.eval_duration_ns,
+        "cached_tokens": ev.cached_tokens,
+        "error": ev.error,
+    }
+
+
+class Runner:
+    def __init__(self, engine: Engine, out: BinaryIO) -> None:
+        self.engine = engine
+        self.out = out
+        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        write_frame(self.out, msg)
+
+    def read_loop(self, stream: BinaryIO) -> None:
+        try:
+            while (msg := read_frame(stream)) is not None:
+                self.inbox.put(msg)
+        except Exception as e:
+            log.error("runner input failed: %s", e)
+        self.inbox.put(None)
+
+    def handle(self, msg: dict[str, Any]) -> bool:
+        """Handle one operation; False means shut down."""
+        op, rid = msg.get("op"), msg.get("id", 0)
+        try:
+            if op == "shutdown":
+                return False
+            if op == "generate":
+                sampling = SamplingParams(**msg.get("sampling", {}))
+                tokens = tuple(int(t) for t in msg["prompt_tokens"])
+                self.engine.submit(GenerateRequest(rid, tokens, sampling))
+            elif op == "cancel":
+                self.engine.cancel(rid)
+            elif op == "tokenize":
+                value: Any = self.engine.tokenize(
+                    msg["text"], add_special=bool(msg.get("add_special", True))
+                )
+                self.send({"ev": "result", "id": rid, "value": value})
+            elif op == "detokenize":
+                value = self.engine.detokenize([int(t) for t in msg["tokens"]])
+                self.send({"ev": "result", "id": rid, "value": value})
+            elif op == "embed":
+                value = self.engine.embed([[int(t) for t in x] for x in msg["inputs"]])
+                self.send({"ev": "result", "id": rid, "value": value})
+            else:
+                self.send({"ev": "error", "id": rid, "error": f"unknown operation {op!r}"})
+        except Exception as e:
+            log.exception("operation %s failed", op)
+            self.send({"ev": "error", "id": rid, "error": str(e) or type(e).__name__})
+        return True
+
+    def serve(self) -> None:
+        while True:
+            block = not self.engine.has_work()
+            try:
+                while True:
+                    msg = self.inbox.get(block=block)
+                    if msg is None or not self.handle(msg):
+                        return
+                    block = False
+            except queue.Empty:
+                pass
+            if self.engine.has_work():
+                for ev in self.engine.step():
+                    self.send(_event(ev))
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    logging.basicConfig(
+        level=os.environ.get("CORRAL_RUNNER_LOG", "WARNING"),
+        format="%(asctime)s runner %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Keep the protocol on a private copy of stdout; fd 1 now goes to stderr.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    kind, spec = argv[1], LoadSpec(**__import__("json").loads(argv[2]))
+    try:
+        engine = make_engine(kind, spec)
+    except Exception as e:
+        write_frame(out, {"ev": "load_error", "error": str(e) or type(e).__name__})
+        return 1
+    runner = Runner(engine, out)
+    runner.send({"ev": "ready", "info": engine.model_info(), "n_ctx": engine.n_ctx})
+    threading.Thread(target=runner.read_loop, args=(sys.stdin.buffer,), daemon=True).start()
+    try:
+        runner.serve()
+    finally:
+        engine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,335 @@
+"""Ollama's prompt semantics: from a request's messages to the exact prompt text.
+
+* Consecutive messages of one role are merged (tool results excepted); all system messages are
+  also joined into ``.System``.
+* Templates that use ``.Messages`` get the whole conversation; legacy templates (``.System`` /
+  ``.Prompt`` / ``.Response``) are run turn by turn and the last run is cut after
+  ``.Response``.
+* ``.Tools``, tool call ``Arguments`` and messages print as Go's JSON, as Ollama's types do.
+* Images become ``[img-N]`` markers in the text.
+* History truncation keeps the system messages and the last message and drops the oldest others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.errors import BadRequest, TemplateError
+from corral.template import Template
+
+Tokenize = Callable[[str], Awaitable[list[int]]]
+
+LEGACY_TAIL = "{{ .Response }}"
+
+
+def go_json(value: Any) -> str:
+    """Compact JSON with Go's HTML escaping, as ``json.Marshal`` writes it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _default(obj: Any) -> Any:
+    marshal = getattr(obj, "MarshalJSON", None)
+    if callable(marshal):
+        return json.loads(marshal())
+    raise TypeError(f"cannot marshal {type(obj).__name__}")
+
+
+class JSONMap(dict[str, Any]):
+    """A map that prints as JSON (Ollama's templateArgs / templateProperties)."""
+
+    def String(self) -> str:
+        return go_json(dict(self))
+
+
+_TOOL_ORDER = ("type", "items", "function")
+_FUNCTION_ORDER = ("name", "description", "parameters")
+_PARAMS_ORDER = ("type", "$defs", "items", "required", "properties")
+_PROPERTY_ORDER = ("type", "items", "description", "enum")
+
+
+def _ordered(obj: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
+    out = {k: obj[k] for k in order if k in obj}
+    out.update({k: v for k, v in obj.items() if k not in out})
+    return out
+
+
+def tool_struct(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool in the field order of Ollama's Go structs (templates print it as JSON)."""
+    fn = dict(tool.get("function") or {})
+    params = dict(fn.get("parameters") or {})
+    props = params.get("properties") or {}
+    params["properties"] = {
+        k: _ordered(v, _PROPERTY_ORDER) if isinstance(v, Mapping) else v
+        for k, v in sorted(props.items())
+    }
+    params.setdefault("type", "object")
+    fn["parameters"] = _ordered(params, _PARAMS_ORDER)
+    fn.setdefault("name", "")
+    fn.setdefault("description", "")
+    out = dict(tool)
+    out.setdefault("type", "function")
+    out["function"] = _ordered(fn, _FUNCTION_ORDER)
+    return _ordered(out, _TOOL_ORDER)
+
+
+@dataclass(frozen=True)
+class TemplateFunction:
+    Name: str
+    Description: str
+    Parameters: JSONMap
+
+    def MarshalJSON(self) -> str:
+        return go_json(
+            {
+                "name": self.Name,
+                "description": self.Description,
+                "parameters": dict(self.Parameters),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class TemplateTool:
+    Type: str
+    Function: TemplateFunction
+    raw: dict[str, Any] = field(repr=False)
+
+    def MarshalJSON(self) -> str:
+        return go_json(self.raw)
+
+    def String(self) -> str:
+        return go_json(self.raw)
+
+
+class TemplateTools(list[TemplateTool]):
+    def String(self) -> str:
+        return go_json([t.raw for t in self])
+
+
+@dataclass(frozen=True)
+class TemplateCallFunction:
+    Index: int
+    Name: str
+    Arguments: JSONMap
+
+
+@dataclass(frozen=True)
+class TemplateToolCall:
+    ID: str
+    Function: TemplateCallFunction
+
+
+@dataclass(frozen=True)
+class TemplateMessage:
+    Role: str
+    Content: str
+    Thinking: str = ""
+    Images: tuple[str, ...] = ()
+    ToolCalls: tuple[TemplateToolCall, ...] = ()
+    ToolName: str = ""
+    ToolCallID: str = ""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A message as the server receives it (already validated)."""
+
+    role: str
+    content: str = ""
+    images: tuple[str, ...] = ()
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    tool_name: str = ""
+    thinking: str = ""
+
+
+def to_template_tools(tools: Sequence[Mapping[str, Any]]) -> TemplateTools:
+    out = TemplateTools()
+    for tool in tools:
+        raw = tool_struct(tool)
+        fn = raw["function"]
+        out.append(
+            TemplateTool(
+                Type=str(raw.get("type", "function")),
+                Function=TemplateFunction(
+                    str(fn.get("name", "")),
+                    str(fn.get("description", "")),
+                    JSONMap(fn.get("parameters") or {}),
+                ),
+                raw=raw,
+            )
+        )
+    return out
+
+
+def _template_message(m: ChatMessage) -> TemplateMessage:
+    calls = []
+    for i, call in enumerate(m.tool_calls):
+        fn = call.get("function") or {}
+        args = fn.get("arguments") or {}
+        calls.append(
+            TemplateToolCall(
+                ID=str(call.get("id", "")),
+                Function=TemplateCallFunction(
+                    Index=int(fn.get("index", i) or 0),
+                    Name=str(fn.get("name", "")),
+                    Arguments=JSONMap(args if isinstance(args, Mapping) else {}),
+                ),
+            )
+        )
+    return TemplateMessage(
+        Role=m.role,
+        Content=m.content,
+        Thinking=m.thinking,
+        Images=m.images,
+        ToolCalls=tuple(calls),
+        ToolName=m.tool_name,
+    )
+
+
+def collate(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage]]:
+    """Join system texts; merge consecutive messages of one role (not tool results)."""
+    systems = [m.content for m in messages if m.role == "system"]
+    merged: list[ChatMessage] = []
+    for m in messages:
+        if merged and merged[-1].role == m.role and m.role != "tool":
+            prev = merged[-1]
+            merged[-1] = ChatMessage(
+                role=prev.role,
+                content=prev.content + "\n\n" + m.content,
+                images=prev.images + m.images,
+                tool_calls=prev.tool_calls + m.tool_calls,
+                tool_name=prev.tool_name or m.tool_name,
+                thinking=prev.thinking,
+            )
+        else:
+            merged.append(m)
+    return "\n\n".join(systems), merged
+
+
+def tag_images(messages: Sequence[ChatMessage], start: int = 0) -> tuple[list[ChatMessage], int]:
+    """Put ``[img-N]`` markers into the text of messages with images; returns the image count."""
+    out = list(messages)
+    n = 0
+    for i in range(start, len(out)):
+        m = out[i]
+        if not m.images:
+            continue
+        content, prefix = m.content, ""
+        for _ in m.images:
+            tag = f"[img-{n}]"
+            n += 1
+            if "[img]" in content:
+                content = content.replace("[img]", tag, 1)
+            else:
+                prefix += tag
+        out[i] = ChatMessage(
+            m.role, prefix + content, m.images, m.tool_calls, m.tool_name, m.thinking
+        )
+    return out, n
+
+
+class PromptTemplate:
+    """A model's template, parsed once, with Ollama's execution rules."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        try:
+            tmpl = Template.parse(text)
+            if not tmpl.uses("Messages") and not tmpl.uses("Response"):
+                tmpl = Template.parse(text + LEGACY_TAIL)
+        except TemplateError as e:
+            raise TemplateError(f"template error: {e}") from e
+        self.template = tmpl
+        self.chat_style = tmpl.uses("Messages")
+        self.supports_tools = tmpl.uses("Tools")
+        self.supports_suffix = tmpl.uses("Suffix")
+
+    def _run(self, data: Mapping[str, Any]) -> str:
+        try:
+            return self.template.execute(dict(data))
+        except TemplateError as e:
+            raise BadRequest(f"template error: {e}") from e
+
+    def render(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[Mapping[str, Any]] = (),
+        think: bool | None = None,
+        *,
+        prompt: str = "",
+        suffix: str = "",
+    ) -> str:
+        thinking = {"Think": bool(think), "ThinkLevel": "", "IsThinkSet": think is not None}
+        if prompt and suffix:
+            return self._run({"Prompt": prompt, "Suffix": suffix, "Response": "", **thinking})
+        system, merged = collate(messages)
+        if self.chat_style:
+            return self._run(
+                {
+                    "System": system,
+                    "Messages": [_template_message(m) for m in merged],
+                    "Tools": to_template_tools(tools),
+                    "Response": "",
+                    **thinking,
+                }
+            )
+        return self._render_legacy(merged, thinking)
+
+    def _render_legacy(self, merged: Sequence[ChatMessage], thinking: dict[str, Any]) -> str:
+        out: list[str] = []
+        turn = {"System": "", "Prompt": "", "Response": ""}
+
+        def flush() -> None:
+            out.append(self._run({**turn, **thinking}))
+            turn.update(System="", Prompt="", Response="")
+
+        for m in merged:
+            if m.role == "system":
+                if turn["Prompt"] or turn["Response"]:
+                    flush()
+                turn["System"] = m.content
+            elif m.role == "user":
+                if turn["Response"]:
+                    flush()
+                turn["Prompt"] = m.content
+            elif m.role == "assistant":
+                turn["Response"] = m.content
+        out.append(self._cut_after_response({**turn, **thinking}))
+        return "".join(out)
+
+    def _cut_after_response(self, data: Mapping[str, Any]) -> str:
+        """Render the last turn with everything after the first ``.Response`` removed."""
+        marker = "\x00corral-response-cut\x00"
+        text = self._run({**data, "Response": marker})
+        head, found, _ = text.partition(marker)
+        return head + str(data["Response"]) if found else text
+
+
+async def chat_prompt(
+    template: PromptTemplate,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[Mapping[str, Any]],
+    think: bool | None,
+    tokenize: Tokenize,
+    num_ctx: int,
+    truncate: bool = True,
+) -> tuple[str, int]:
+    """The prompt for ``messages``, dropping the oldest non-system messages until it fits."""
+    start = 0
+    last = len(messages) - 1
+    for i in range(0, last + 1):
+        kept = [m for m in messages[:i] if m.role == "system"] + list(messages[i:])
+        text = template.render(kept, tools, think)
+        if len(await tokenize(text)) <= num_ctx:
+            start = i
+            break
+        if not truncate:
+            raise BadRequest("the input length exceeds the context length")
+        start = i
+    tagged, count = tag_images(messages, start)
+    systems = [m for m in messages[:start] if m.role == "system"]
+    return template.render(systems + tagged[start:], tools, think), count

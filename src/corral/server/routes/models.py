@@ -1,0 +1,133 @@
+"""Model management routes: create, blobs, tags, show, copy, delete, version, root."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+import corral
+from corral import catalog
+from corral.api.types import CopyRequest, CreateRequest, ModelRequest
+from corral.create.builder import build_model
+from corral.create.spec import spec_from_request
+from corral.errors import BadRequest, ModelNotFound, NotFound
+from corral.names import parse_digest, parse_name
+from corral.server.app import Services
+from corral.server.body import parse_json
+from corral.server.streaming import Emit, progress_response
+from corral.store.blobs import BlobWriter
+from corral.store.manifests import Manifest
+
+router = APIRouter()
+
+UPLOAD_BUFFER = 4 << 20
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def root() -> Response:
+    return PlainTextResponse("Ollama is running")
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> dict[str, str]:
+    return {"version": corral.__version__}
+
+
+@router.get("/api/tags")
+async def tags(request: Request) -> dict[str, Any]:
+    return {"models": catalog.list_models(services(request).store)}
+
+
+@router.post("/api/show")
+async def show(request: Request) -> dict[str, Any]:
+    req = await parse_json(request, ModelRequest)
+    name = parse_name(req.model or req.name or "")
+    return catalog.show_model(services(request).store, name, verbose=bool(req.verbose))
+
+
+@router.post("/api/copy")
+async def copy(request: Request) -> Response:
+    req = await parse_json(request, CopyRequest)
+    store = services(request).store
+    try:
+        src = parse_name(req.source)
+    except BadRequest as e:
+        raise BadRequest(f'source "{req.source}" is invalid') from e
+    try:
+        dst = parse_name(req.destination)
+    except BadRequest as e:
+        raise BadRequest(f'destination "{req.destination}" is invalid') from e
+    try:
+        entry = store.read(src)
+    except ModelNotFound as e:
+        raise NotFound(f'model "{req.source}" not found') from e
+    store.write(dst, Manifest.from_bytes(entry.manifest.to_bytes()))
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete")
+async def delete(request: Request) -> Response:
+    req = await parse_json(request, ModelRequest)
+    raw = req.model or req.name or ""
+    try:
+        name = parse_name(raw)
+    except BadRequest as e:
+        raise BadRequest(f'name "{raw}" is invalid') from e
+    svc = services(request)
+    try:
+        svc.store.delete(name, prune=not svc.settings.noprune)
+    except ModelNotFound as e:
+        raise ModelNotFound(raw) from e
+    return Response(status_code=200)
+
+
+@router.post("/api/create")
+async def create(request: Request) -> Response:
+    req = await parse_json(request, CreateRequest)
+    svc = services(request)
+    spec = spec_from_request(req, svc.store)
+    work = partial(_build, spec=spec, svc=svc)
+    return await progress_response(work, stream=req.stream is not False)
+
+
+def _build(emit: Emit, *, spec: Any, svc: Services) -> None:
+    build_model(spec, svc.store, emit, prune=not svc.settings.noprune)
+
+
+@router.head("/api/blobs/{digest}")
+async def head_blob(digest: str, request: Request) -> Response:
+    store = services(request).store
+    if not store.has_blob(parse_digest(digest)):
+        return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
+    return Response(status_code=200)
+
+
+@router.post("/api/blobs/{digest}")
+async def create_blob(digest: str, request: Request) -> Response:
+    store = services(request).store
+    expected = parse_digest(digest)
+    if store.has_blob(expected):
+        return Response(status_code=200)
+    writer: BlobWriter = await asyncio.to_thread(store.blob_writer)
+    try:
+        buf = bytearray()
+        async for chunk in request.stream():
+            buf += chunk
+            if len(buf) >= UPLOAD_BUFFER:
+                await asyncio.to_thread(writer.write, bytes(buf))
+                buf.clear()
+        await asyncio.to_thread(writer.write, bytes(buf))
+        await asyncio.to_thread(writer.commit, expected)
+    except BaseException:
+        writer.abort()
+        raise
+    return Response(status_code=201)

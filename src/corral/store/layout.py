@@ -1,0 +1,238 @@
+"""The store: ``blobs/sha256-<hex>`` and ``manifests/<host>/<namespace>/<model>/<tag>``.
+
+All paths are derived from validated names and digests, so nothing a client sends can point
+outside the store root. Manifest writes are atomic; deleting a model removes its manifest first
+and then collects the blobs no other manifest references.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from corral.errors import ModelNotFound
+from corral.names import (
+    ModelName,
+    blob_filename,
+    existing_spelling,
+    find_case_insensitive,
+    parse_digest,
+    parse_manifest_relpath,
+)
+from corral.store.blobs import BlobWriter
+from corral.store.fsutil import TMP_MARKER, atomic_write, fsync_dir
+from corral.store.manifests import Manifest, ManifestEntry, manifest_digest
+
+log = logging.getLogger(__name__)
+
+PARTIAL_MAX_AGE = 3600.0
+
+
+class Store:
+    """One model store rooted at ``OLLAMA_MODELS``. Thread-safe for use from worker threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs_dir = root / "blobs"
+        self.manifests_dir = root / "manifests"
+        self.blobs_dir.mkdir(parents=True, exist_ok=True)
+        self.manifests_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._pins: dict[str, int] = {}
+
+    # ---- blobs -------------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        """The path of a blob; ``digest`` is validated (``sha256:<hex>`` or ``sha256-<hex>``)."""
+        return self.blobs_dir / blob_filename(parse_digest(digest))
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def blob_writer(self) -> BlobWriter:
+        return BlobWriter(self.blobs_dir)
+
+    @contextlib.contextmanager
+    def pinned(self, digests: Iterable[str] = ()) -> Iterator[PinSet]:
+        """Keep blobs from garbage collection while a create or pull is still assembling them.
+
+        More digests can be added to the yielded set as the work writes new blobs.
+        """
+        pins = PinSet(self)
+        for d in digests:
+            pins.add(d)
+        try:
+            yield pins
+        finally:
+            pins.release()
+
+    def _pin(self, digest: str, delta: int) -> None:
+        with self._lock:
+            n = self._pins.get(digest, 0) + delta
+            if n > 0:
+                self._pins[digest] = n
+            else:
+                self._pins.pop(digest, None)
+
+    # ---- manifests ---------------------------------------------------------------------------
+
+    def manifest_path(self, name: ModelName) -> Path:
+        return self.manifests_dir.joinpath(*name.manifest_relpath())
+
+    def resolve(self, name: ModelName) -> ModelName:
+        """``name`` respelled, part by part, as the store already spells it (Ollama's rule)."""
+        return existing_spelling(self.root, name)
+
+    def read(self, name: ModelName) -> ManifestEntry:
+        path = find_case_insensitive(self.root, name)
+        if path is None:
+            raise ModelNotFound(name.display_shortest())
+        try:
+            data = path.read_bytes()
+            mtime = path.stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError) as e:
+            raise ModelNotFound(name.display_shortest()) from e
+        real = parse_manifest_relpath(path.relative_to(self.manifests_dir).parts) or name
+        return ManifestEntry(
+            name=real,
+            manifest=Manifest.from_bytes(data),
+            digest=manifest_digest(data),
+            modified_at=datetime.fromtimestamp(mtime, UTC),
+        )
+
+    def exists(self, name: ModelName) -> bool:
+        return find_case_insensitive(self.root, name) is not None
+
+    def write(self, name: ModelName, manifest: Manifest) -> ModelName:
+        """Write a manifest atomically under the existing spelling of ``name``."""
+        for digest in manifest.digests():
+            if not self.has_blob(digest):
+                raise FileNotFoundError(f"blob {digest} is missing")
+        with self._lock:
+            name = self.resolve(name)
+            atomic_write(self.manifest_path(name), manifest.to_bytes())
+        return name
+
+    def entries(self) -> list[ManifestEntry]:
+        """Every readable manifest in the store (unreadable ones are logged and skipped)."""
+        out: list[ManifestEntry] = []
+        for path in self._manifest_files():
+            rel = path.relative_to(self.manifests_dir).parts
+            name = parse_manifest_relpath(rel)
+            if name is None:
+                continue
+            try:
+                data = path.read_bytes()
+                out.append(
+                    ManifestEntry(
+                        name=name,
+                        manifest=Manifest.from_bytes(data),
+                        digest=manifest_digest(data),
+                        modified_at=datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                    )
+                )
+            except Exception as e:  # a damaged manifest must not hide the others
+                log.warning("skipping unreadable manifest %s: %s", path, e)
+        return out
+
+    def _manifest_files(self) -> Iterator[Path]:
+        for dirpath, _dirs, files in os.walk(self.manifests_dir):
+            for f in files:
+                if f.startswith(".tmp-") or f.endswith(TMP_MARKER):
+                    continue
+                yield Path(dirpath) / f
+
+    def delete(self, name: ModelName, *, prune: bool = True) -> None:
+        """Remove a model's manifest, then the blobs nothing else references."""
+        with self._lock:
+            path = find_case_insensitive(self.root, name)
+            if path is None:
+                raise ModelNotFound(name.display_shortest())
+            path.unlink()
+            fsync_dir(path.parent)
+            self._remove_empty_dirs(path.parent)
+            if prune:
+                self.collect_garbage()
+
+    def _remove_empty_dirs(self, directory: Path) -> None:
+        while directory != self.manifests_dir and self.manifests_dir in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    # ---- garbage collection ------------------------------------------------------------------
+
+    def referenced_digests(self) -> set[str]:
+        refs: set[str] = set()
+        for entry in self.entries():
+            refs |= entry.manifest.digests()
+        return refs
+
+    def collect_garbage(self, *, partial_max_age: float | None = None) -> list[str]:
+        """Delete unreferenced, unpinned blobs; with ``partial_max_age`` also old temp files.
+
+        Returns the names of the files removed.
+        """
+        removed: list[str] = []
+        with self._lock:
+            keep = self.referenced_digests() | set(self._pins)
+            now = time.time()
+            for path in self.blobs_dir.iterdir():
+                fname = path.name
+                if not path.is_file():
+                    continue
+                if fname.endswith(TMP_MARKER) or not _is_blob_name(fname):
+                    if partial_max_age is None:
+                        continue
+                    with contextlib.suppress(OSError):
+                        if now - path.stat().st_mtime > partial_max_age:
+                            path.unlink()
+                            removed.append(fname)
+                    continue
+                if "sha256:" + fname.removeprefix("sha256-") not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed.append(fname)
+        if removed:
+            log.info("removed %d unused blob files", len(removed))
+        return removed
+
+    def prune_on_start(self) -> list[str]:
+        """Start-up pruning: unreferenced blobs and temp files older than an hour."""
+        return self.collect_garbage(partial_max_age=PARTIAL_MAX_AGE)
+
+
+class PinSet:
+    """Digests one piece of work holds against garbage collection."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._held: set[str] = set()
+
+    def add(self, digest: str) -> None:
+        key = parse_digest(digest)
+        if key not in self._held:
+            self._held.add(key)
+            self._store._pin(key, 1)
+
+    def release(self) -> None:
+        for key in self._held:
+            self._store._pin(key, -1)
+        self._held.clear()
+
+
+def _is_blob_name(fname: str) -> bool:
+    hexpart = fname.removeprefix("sha256-")
+    return (
+        fname.startswith("sha256-")
+        and len(hexpart) == 64
+        and all(c in "0123456789abcdef" for c in hexpart)
+    )
