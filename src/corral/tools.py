@@ -18,6 +18,7 @@ from corral.prompt import ChatMessage, PromptTemplate
 
 _NAME = "corral_probe_tool"
 _TAG = re.compile(r"(\[[A-Za-z_]+\]|<[^<>\s]+>)\s*$")
+_SEPARATOR = re.compile(r"</?[A-Za-z_|]+>|\[/?[A-Z_]+\]")
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,13 @@ def _objects(text: str) -> tuple[list[Any], int, bool]:
     decoder = json.JSONDecoder()
     pos = 0
     while True:
-        while pos < len(text) and text[pos] in " \t\r\n,;":
-            pos += 1
+        while pos < len(text):
+            if text[pos] in " \t\r\n,;":
+                pos += 1
+            elif m := _SEPARATOR.match(text, pos):
+                pos = m.end()
+            else:
+                break
         if pos >= len(text):
             return values, pos, False
         if text[pos] not in "{[":

@@ -70,7 +70,11 @@ CONTROL_CASES = [
     ("{{ range . }}[{{ . }}]{{ end }}", ["a", "b", "c"], "[a][b][c]"),
     ("{{ range . }}[{{ . }}]{{ end }}", ("t", "u"), "[t][u]"),
     ("{{ range $i, $v := . }}{{ $i }}:{{ $v }} {{ end }}", ["a", "b"], "0:a 1:b "),
-    ("{{ range $k, $v := . }}{{ $k }}={{ $v }};{{ end }}", {"b": 2, "a": 1, "c": 3}, "a=1;b=2;c=3;"),
+    (
+        "{{ range $k, $v := . }}{{ $k }}={{ $v }};{{ end }}",
+        {"b": 2, "a": 1, "c": 3},
+        "a=1;b=2;c=3;",
+    ),
     ("{{ range . }}{{ . }}{{ end }}", {"b": 2, "a": 1}, "12"),
     ("{{ range $k, $v := . }}{{ $k }}{{ end }}", {10: "x", 9: "y", 100: "z"}, "910100"),
     ("{{ range 3 }}{{ . }}{{ end }}", None, "012"),
@@ -86,7 +90,8 @@ CONTROL_CASES = [
         "01 02 11 12 ",
     ),
     (
-        "{{ range .A }}{{ range $.B }}{{ if eq . 2 }}{{ break }}{{ end }}{{ . }}{{ end }}|{{ end }}",
+        "{{ range .A }}{{ range $.B }}{{ if eq . 2 }}{{ break }}{{ end }}{{ . }}{{ end }}|"
+        "{{ end }}",
         {"A": [1, 2], "B": [1, 2, 3]},
         "1|1|",
     ),
@@ -173,8 +178,8 @@ MISSING_CASES = [
     ("{{ .X }}", None, "<no value>"),
     ("{{ .X.Y.Z }}", None, "<no value>"),
     ("{{ with .Missing }}x{{ end }}", {}, ""),
-    ("{{ or .Missing \"default\" }}", {}, "default"),
-    ("{{ and .Missing \"x\" }}", {}, "<no value>"),
+    ('{{ or .Missing "default" }}', {}, "default"),
+    ('{{ and .Missing "x" }}', {}, "<no value>"),
     ("{{ .Missing | print }}", {}, "<nil>"),
     ("{{ (.Missing).X }}", {}, "<no value>"),
 ]
@@ -203,13 +208,13 @@ class Point:
 class Named:
     Name: str
 
-    def String(self) -> str:  # noqa: N802 - Go's fmt.Stringer
+    def String(self) -> str:
         return f"<{self.Name}>"
 
-    def Greet(self, other: str) -> str:  # noqa: N802 - a Go-style method
+    def Greet(self, other: str) -> str:
         return f"hi {other}, I am {self.Name}"
 
-    def Upper(self) -> str:  # noqa: N802
+    def Upper(self) -> str:
         return self.Name.upper()
 
 

@@ -136,7 +136,7 @@ PIPELINE_CASES = [
     ("{{ .X | not }}", {"X": ""}, "true"),
     ("{{ .A | and .B }}", {"A": "a", "B": "b"}, "a"),
     ("{{ .A | or .B }}", {"A": "a", "B": "b"}, "b"),
-    ("{{ (len .L) | printf \"%d items\" }}", {"L": [1, 2, 3]}, "3 items"),
+    ('{{ (len .L) | printf "%d items" }}', {"L": [1, 2, 3]}, "3 items"),
     ('{{ print (print (print "deep")) }}', None, "deep"),
     ("{{ .X | }}", {"X": "trailing pipe"}, "trailing pipe"),
 ]
@@ -250,7 +250,10 @@ PARSE_ERRORS = [
     ("{{ .X :}}", "template: :1: expected :="),
     ("{{ \x01 }}", "template: :1: unrecognized character in action: U+0001"),
     ("{{ 99999999999999999999 }}", 'template: :1: integer overflow: "99999999999999999999"'),
-    ("{{ if true }}{{ define \"x\" }}{{ end }}{{ end }}", "template: :1: unexpected <define> in command"),
+    (
+        '{{ if true }}{{ define "x" }}{{ end }}{{ end }}',
+        "template: :1: unexpected <define> in command",
+    ),
     ("{{ | .X }}", 'template: :1: unexpected "|" in command'),
     ("{{ .X (}}", "template: :1: unclosed left paren"),
     ("{{ end x }}", 'template: :1: unexpected "x" in end'),

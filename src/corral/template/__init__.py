@@ -30,10 +30,15 @@ Data model — Python values stand for Go values:
   ``json``; ``field(metadata={"json": "name,omitempty"})`` is a Go struct tag for ``json``.
 * Python callables in the data can be invoked with ``call``.
 
-Known gaps: no custom delimiters, no user function maps, ``{{template}}`` nesting is limited
-to 100 levels, byte-level string operations (``slice``, ``index``) on non-ASCII text replace
-broken UTF-8 with U+FFFD, and a few fmt corners (``%#v`` Go-syntax output, ``%p``) are not
-reproduced.
+Errors are :class:`~corral.errors.TemplateError` (400) worded as Go words them: parse errors
+carry the line only (``template: NAME:LINE: msg``, exactly like Go), execution errors the line,
+the byte column and the failing node (``template: NAME:LINE:COL: executing "NAME" at <.X>:
+msg``). No other exception escapes :meth:`Template.parse` or :meth:`Template.execute`.
+
+Known gaps: no custom delimiters and no user function maps; ``{{template}}`` calls nest at most
+100 deep (Go: 100000); struct type names in messages are Python class names; ``slice``/``index``
+on non-ASCII strings work on UTF-8 bytes as Go does but a cut through a character becomes
+U+FFFD; ``%#v`` (Go syntax) and ``%p`` are not reproduced.
 """
 
 from corral.template.nodes import (

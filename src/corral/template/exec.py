@@ -12,7 +12,6 @@ Map lookups behave as with Ollama's ``missingkey=zero``: a missing key is a nil 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -44,9 +43,18 @@ from corral.template.nodes import (
     TextNode,
     VariableNode,
     WithNode,
+    last_visited,
     node_string,
 )
-from corral.template.values import NO_VALUE, is_struct, is_true, method_of, sorted_items, type_name
+from corral.template.values import (
+    NO_VALUE,
+    arity_problem,
+    is_struct,
+    is_true,
+    method_of,
+    sorted_items,
+    type_name,
+)
 
 __all__ = ["MAX_TEMPLATE_DEPTH", "execute"]
 
@@ -61,22 +69,6 @@ class _NoFinal:
 
 
 _NO_FINAL: Final = _NoFinal()  # "no piped-in value", Go's missingVal
-
-
-def _arity_problem(fn: Callable[..., Any], argc: int) -> tuple[bool, int] | None:
-    """``(variadic, wanted)`` when ``argc`` arguments do not fit ``fn``, else None."""
-    try:
-        sig = inspect.signature(fn)
-        sig.bind(*range(argc))
-    except ValueError:
-        return None
-    except TypeError:
-        params = sig.parameters.values()
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if any(p.kind == p.VAR_POSITIONAL for p in params):
-            return True, sum(1 for p in positional if p.default is p.empty)
-        return False, len(positional)
-    return None
 
 
 class _Exec:
@@ -166,14 +158,14 @@ class _Exec:
         elif isinstance(value, int) and not isinstance(value, bool):
             if len(decl) > 1:
                 raise self.error(
-                    _last_node(pipe),
+                    last_visited(pipe),
                     f"can't use {value} to iterate over more than one variable",
                 )
             items = ((i, i) for i in range(value))
         elif value is NO_VALUE:
             items = ()
         else:
-            raise self.error(_last_node(pipe), f"range can't iterate over {format_value(value)}")
+            raise self.error(last_visited(pipe), f"range can't iterate over {format_value(value)}")
         ran = False
         body = node.list.nodes
         for key, elem in items:
@@ -337,22 +329,20 @@ class _Exec:
             raise self.error(node, f"nil pointer evaluating interface {{}}.{name}")
         method = method_of(receiver, name)
         if method is not None:
-            return self.call_value(dot, method, node, name, args, final, node)
+            return self.call_value(dot, method, node, name, args, final)
         if isinstance(receiver, Mapping):
             if has_args:
                 raise self.error(node, f"{name} is not a method but has arguments")
             return receiver.get(name)
-        if is_struct(receiver) and not name.startswith("_"):
-            try:
-                value = getattr(receiver, name)
-            except AttributeError:
-                pass
-            else:
-                if has_args:
-                    raise self.error(
-                        node, f"{name} has arguments but cannot be invoked as function"
-                    )
-                return value
+        value = (
+            getattr(receiver, name, NO_VALUE)
+            if is_struct(receiver) and name[0] != "_"
+            else NO_VALUE
+        )
+        if value is not NO_VALUE:
+            if has_args:
+                raise self.error(node, f"{name} has arguments but cannot be invoked as function")
+            return value
         raise self.error(node, f"can't evaluate field {name} in type {type_name(receiver)}")
 
     def call_value(
@@ -363,13 +353,12 @@ class _Exec:
         name: str,
         args: tuple[Arg, ...] | None,
         final: Any,
-        error_node: AnyNode,
     ) -> Any:
-        """Call a method or function value found in the data with evaluated arguments."""
+        """Call a method found in the data with evaluated arguments."""
         argv = [self.eval_arg(dot, a) for a in (args[1:] if args else ())]
         if final is not _NO_FINAL:
             argv.append(None if final is NO_VALUE else final)
-        problem = _arity_problem(fn, len(argv))
+        problem = arity_problem(fn, len(argv))
         if problem is not None:
             at_least = "at least " if problem[0] else ""
             want = f"{at_least}{problem[1]}"
@@ -379,7 +368,7 @@ class _Exec:
         except TemplateError:
             raise
         except Exception as exc:
-            raise self.error(error_node, f"error calling {name}: {exc}") from exc
+            raise self.error(node, f"error calling {name}: {exc}") from exc
 
     def eval_function(
         self,
@@ -443,7 +432,7 @@ class _Exec:
         elif not callable(fn):
             message = f"non-function {callee} of type {type_name(fn)}"
         else:
-            problem = _arity_problem(fn, len(rest))
+            problem = arity_problem(fn, len(rest))
             if problem is not None:
                 at_least = "at least " if problem[0] else ""
                 want = f"{at_least}{problem[1]}"
@@ -493,18 +482,6 @@ class _Exec:
         if value is NO_VALUE and not keep_nil:
             return None
         return value
-
-
-def _last_node(pipe: PipeNode) -> AnyNode:
-    """Approximately the node Go's executor last visited in ``pipe`` (for error context)."""
-    cmd = pipe.cmds[-1]
-    first = cmd.args[0]
-    if isinstance(first, PipeNode):
-        return _last_node(first)
-    if isinstance(first, IdentifierNode) and len(cmd.args) > 1:
-        last = cmd.args[-1]
-        return _last_node(last) if isinstance(last, PipeNode) else last
-    return first
 
 
 def execute(

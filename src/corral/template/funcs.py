@@ -96,11 +96,11 @@ def eq(arg1: Any, *args: Any) -> bool:
             continue
         if _go_kind(arg1) != _go_kind(arg):
             raise FuncError(
-                f"non-comparable types {format_value(arg1)}: {type_name(arg1)}, "
+                f"non-comparable types {sprintf('%s', [arg1])}: {type_name(arg1)}, "
                 f"{type_name(arg)}: {format_value(arg)}"
             )
         if _go_kind(arg) != "struct":
-            raise FuncError(f"non-comparable type {format_value(arg)}: {type_name(arg)}")
+            raise FuncError(f"non-comparable type {sprintf('%s', [arg])}: {type_name(arg)}")
         if arg1 == arg:
             return True
     return False

@@ -185,11 +185,12 @@ def _fmt_string(s: str, verb: str, f: _Flags) -> str:
     data = s.encode("utf-8", "replace")
     if f.prec is not None:
         data = data[: f.prec]
-    sep = " " if f.space else ""
     prefix = ("0X" if verb == "X" else "0x") if f.sharp else ""
-    text = sep.join(prefix + format(b, "02X" if verb == "X" else "02x") for b in data)
-    if f.sharp and not f.space:
-        text = prefix + text.replace(prefix, "")
+    pairs = [format(b, "02X" if verb == "X" else "02x") for b in data]
+    if f.space:
+        text = " ".join(prefix + pair for pair in pairs)
+    else:
+        text = prefix + "".join(pairs) if pairs else ""
     return _pad(text, f)
 
 

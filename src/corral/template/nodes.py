@@ -279,3 +279,15 @@ def node_string(node: AnyNode) -> str:
     if isinstance(node, BreakNode):
         return "{{break}}"
     return "{{continue}}"
+
+
+def last_visited(pipe: PipeNode) -> AnyNode:
+    """Approximately the node Go's executor visits last in ``pipe`` (an error's context)."""
+    cmd = pipe.cmds[-1]
+    first = cmd.args[0]
+    if isinstance(first, PipeNode):
+        return last_visited(first)
+    if isinstance(first, IdentifierNode) and len(cmd.args) > 1:
+        last = cmd.args[-1]
+        return last_visited(last) if isinstance(last, PipeNode) else last
+    return first

@@ -16,12 +16,14 @@ Data model (documented in :mod:`corral.template`):
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 __all__ = [
     "NO_VALUE",
     "NoValue",
+    "arity_problem",
     "is_basic",
     "is_struct",
     "is_true",
@@ -150,3 +152,20 @@ def sorted_items(mapping: Mapping[Any, Any]) -> list[tuple[Any, Any]]:
     except TypeError:
         keys.sort(key=_key_rank)
     return [(k, mapping[k]) for k in keys]
+
+
+def arity_problem(fn: Callable[..., Any], argc: int) -> tuple[bool, int] | None:
+    """``(variadic, wanted)`` when ``argc`` positional arguments do not fit ``fn``, else None."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(*range(argc))
+    except TypeError:
+        params = sig.parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if any(p.kind == p.VAR_POSITIONAL for p in params):
+            return True, sum(1 for p in positional if p.default is p.empty)
+        return False, len(positional)
+    return None

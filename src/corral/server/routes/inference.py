@@ -1,4 +1,4 @@
-"""Inference routes: /api/generate, /api/chat, /api/ps."""
+"""Inference routes: /api/generate, /api/chat, /api/embed, /api/embeddings, /api/ps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from corral import completion
-from corral.api.types import ChatRequest, GenerateRequest
+from corral import embed as embedding
+from corral.api.types import ChatRequest, EmbeddingsRequest, EmbedRequest, GenerateRequest
 from corral.inference import Inference
 from corral.server.body import parse_json
 from corral.server.streaming import stream_response
@@ -77,3 +78,15 @@ async def ps(request: Request) -> dict[str, Any]:
             }
         )
     return {"models": models}
+
+
+@router.post("/api/embed")
+async def embed(request: Request) -> dict[str, Any]:
+    req = await parse_json(request, EmbedRequest)
+    return await embedding.embed(inference(request), req)
+
+
+@router.post("/api/embeddings")
+async def embeddings(request: Request) -> dict[str, Any]:
+    req = await parse_json(request, EmbeddingsRequest)
+    return await embedding.embeddings_legacy(inference(request), req)
