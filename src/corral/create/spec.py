@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from corral.api.types import CreateRequest
+from corral.create.convert import detect_architecture
 from corral.create.modelfile import parse_modelfile
+from corral.create.quantize import parse_quant_type
 from corral.errors import BadRequest, ModelNotFound, NotFound, TemplateError
-from corral.gguf_info import is_gguf
+from corral.gguf_info import is_gguf, read_gguf
+from corral.models import load_model
 from corral.names import ModelName, parse_digest, parse_name
 from corral.options import validate_options
 from corral.store import Store
 from corral.template import Template
 
-QUANT_TYPES = ("Q8_0", "Q4_K_M", "Q4_K_S", "F16")
+QUANTIZABLE = ("F16", "BF16", "F32")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class CreateSpec:
     from_model: ModelName | None = None
     from_files: tuple[tuple[str, str], ...] = ()
     from_path: Path | None = None
+    from_dir: Path | None = None  # a safetensors checkpoint on the server's disk
     adapter_files: tuple[tuple[str, str], ...] = ()
     adapter_paths: tuple[Path, ...] = ()
     template: str | None = None
@@ -48,9 +52,9 @@ def spec_from_request(req: CreateRequest, store: Store) -> CreateSpec:
         spec = _from_modelfile(name, req.modelfile, req.path)
     else:
         spec = _from_fields(name, req)
-    quant = (req.quantize or req.quantization or "").upper() or None
-    if quant is not None and quant not in QUANT_TYPES:
-        raise BadRequest(f"unsupported quantization type {quant}")
+    quant = (req.quantize or req.quantization or "").strip() or None
+    if quant is not None:
+        quant = parse_quant_type(quant)[0]
     spec = CreateSpec(**{**spec.__dict__, "quantize": quant})
     _check_sources(spec, store)
     if spec.template is not None:
@@ -126,6 +130,7 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
     from_model: ModelName | None = None
     from_files: tuple[tuple[str, str], ...] = ()
     from_path: Path | None = None
+    from_dir: Path | None = None  # a safetensors checkpoint on the server's disk
     adapter_files: list[tuple[str, str]] = []
     adapter_paths: list[Path] = []
     for cmd in mf.commands:
@@ -133,7 +138,10 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
             if cmd.args.startswith("@"):
                 from_files = (("model.gguf", parse_digest(cmd.args[1:])),)
             elif (p := _local_path(cmd.args, base_dir)) is not None:
-                from_path = p
+                if p.is_dir():
+                    from_dir = p
+                else:
+                    from_path = p
             else:
                 from_model = parse_name(cmd.args)
         elif cmd.name == "adapter":
@@ -150,6 +158,7 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
         from_model=from_model,
         from_files=from_files,
         from_path=from_path,
+        from_dir=from_dir,
         adapter_files=tuple(adapter_files),
         adapter_paths=tuple(adapter_paths),
         template=templates[-1] if templates else None,
@@ -174,23 +183,38 @@ def _local_path(arg: str, base_dir: Path) -> Path | None:
     return None
 
 
+def is_safetensors(spec: CreateSpec) -> bool:
+    return spec.from_dir is not None or any(f.endswith(".safetensors") for f, _ in spec.from_files)
+
+
+def checkpoint_files(spec: CreateSpec, store: Store) -> dict[str, Path]:
+    """The files of a safetensors checkpoint by their relative names."""
+    if spec.from_dir is not None:
+        root = spec.from_dir
+        return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {name: store.blob_path(digest) for name, digest in spec.from_files}
+
+
 def _check_sources(spec: CreateSpec, store: Store) -> None:
     if spec.from_model is not None and not store.exists(spec.from_model):
         raise ModelNotFound(spec.from_model.display_shortest())
     for _fname, digest in spec.from_files + spec.adapter_files:
         if not store.has_blob(digest):
             raise NotFound(f"blob {digest} not found")
-    names = [f for f, _ in spec.from_files]
-    if any(f.endswith(".safetensors") for f in names):
-        raise BadRequest("importing safetensors files is not supported yet")
-    for _fname, digest in spec.from_files:
-        if not is_gguf(store.blob_path(digest)) and len(spec.from_files) == 1:
-            raise BadRequest("supplied file was not in GGUF format")
+    if is_safetensors(spec):
+        detect_architecture(checkpoint_files(spec, store))  # 400 for an unknown architecture
+        return
+    ggufs = [store.blob_path(d) for _, d in spec.from_files]
     if spec.from_path is not None:
-        if spec.from_path.is_dir():
-            raise BadRequest("importing a safetensors directory is not supported yet")
-        if not is_gguf(spec.from_path):
+        ggufs.append(spec.from_path)
+    for path in ggufs + list(spec.adapter_paths):
+        if not is_gguf(path):
             raise BadRequest("supplied file was not in GGUF format")
-    for p in spec.adapter_paths:
-        if not is_gguf(p):
-            raise BadRequest("supplied file was not in GGUF format")
+    if spec.quantize is not None:
+        sources = ggufs[:1]
+        if spec.from_model is not None:
+            model_path = load_model(store, spec.from_model).model_path
+            sources = [model_path] if model_path is not None else []
+        for path in sources:
+            if read_gguf(path).file_type_name not in QUANTIZABLE:
+                raise BadRequest("quantization is only supported for F16, BF16 and F32 models")

