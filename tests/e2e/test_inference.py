@@ -96,25 +96,21 @@ def test_seed_reproducible(client: ollama.Client, smol: str) -> None:
 
 
 def test_json_mode_and_schema(client: ollama.Client, smol: str) -> None:
-    r = client.generate(
-        model=smol,
-        prompt="Describe a cat as JSON.",
-        format="json",
-        options={"temperature": 0, "num_predict": 60},
-    )
-    json.loads(r.response)
+    prompt = 'What is 2+2? Answer in JSON with a single key "answer".'
+    r = client.generate(model=smol, prompt=prompt, format="json",
+                        options={"temperature": 0, "num_predict": 200})
+    assert r.done_reason == "stop"
+    assert isinstance(json.loads(r.response), dict)
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer"}},
         "required": ["name", "age"],
+        "additionalProperties": False,
     }
-    r = client.chat(
-        model=smol,
-        messages=[{"role": "user", "content": "A person, as JSON."}],
-        format=schema,
-        options={"temperature": 0, "num_predict": 80},
-    )
-    jsonschema.validate(json.loads(r.message.content or ""), schema)
+    r2 = client.chat(model=smol, messages=[{"role": "user", "content": "A person, as JSON."}],
+                     format=schema, options={"temperature": 0, "num_predict": 200})
+    assert r2.done_reason == "stop"
+    jsonschema.validate(json.loads(r2.message.content or ""), schema)
 
 
 def test_context_continuation(client: ollama.Client, smol: str) -> None:
@@ -163,39 +159,25 @@ def test_base_model_raw_generate(client: ollama.Client, gemma: str) -> None:
 
 
 def test_debug_render_only(client: ollama.Client, smol: str) -> None:
-    r = client._request(
-        ollama.ChatResponse,
-        "POST",
-        "/api/chat",
-        json={
-            "model": smol,
-            "messages": [
-                {"role": "system", "content": "Be kind."},
-                {"role": "user", "content": "Hi"},
-            ],
-            "_debug_render_only": True,
-            "stream": False,
-        },
+    # the typed responses of the ollama client drop debug_info; read the client's raw answer
+    msgs = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]
+    body = {"model": smol, "messages": msgs, "_debug_render_only": True, "stream": False}
+    r = client._request_raw("POST", "/api/chat", json=body).json()
+    assert r["debug_info"] == {
+        "rendered_template": "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi"
+        "<|im_end|>\n<|im_start|>assistant\n",
+        "image_count": 0,
+    }
+    body = {"model": smol, "prompt": "Hi", "raw": True, "_debug_render_only": True,
+            "stream": False}
+    r = client._request_raw("POST", "/api/generate", json=body).json()
+    assert r["debug_info"] == {"rendered_template": "Hi", "image_count": 0}
+    body = {"model": smol, "prompt": "Hi", "system": "S", "_debug_render_only": True,
+            "stream": False}
+    r = client._request_raw("POST", "/api/generate", json=body).json()
+    assert r["debug_info"]["rendered_template"] == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
-    rendered = r["debug_info"]["rendered_template"]
-    assert rendered == (
-        "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-        "<|im_start|>assistant\n"
-    )
-    r = client._request(
-        ollama.GenerateResponse,
-        "POST",
-        "/api/generate",
-        json={
-            "model": smol,
-            "prompt": "Hi",
-            "images": ["aGVsbG8="],
-            "raw": True,
-            "_debug_render_only": True,
-            "stream": False,
-        },
-    )
-    assert r["debug_info"]["rendered_template"] == "Hi"
 
 
 def test_tools_refused_without_template_support(client: ollama.Client, smol: str) -> None:

@@ -67,14 +67,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     app.state.services = svc
 
+    from corral.server.auth import install_api_key
     from corral.server.routes import inference as inference_routes
     from corral.server.routes import models as model_routes
+    from corral.server.routes import openai as openai_routes
     from corral.server.routes import transfer as transfer_routes
 
     app.include_router(model_routes.router)
     app.include_router(transfer_routes.router)
     app.include_router(inference_routes.router)
+    app.include_router(openai_routes.router)
 
+    install_api_key(app, settings)  # inside CORS: preflights pass, 401s get CORS headers
     app.add_middleware(
         CORSMiddleware,
         allow_origin_regex=_origins_regex(settings.origins),
