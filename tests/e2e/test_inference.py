@@ -97,8 +97,9 @@ def test_seed_reproducible(client: ollama.Client, smol: str) -> None:
 
 def test_json_mode_and_schema(client: ollama.Client, smol: str) -> None:
     prompt = 'What is 2+2? Answer in JSON with a single key "answer".'
-    r = client.generate(model=smol, prompt=prompt, format="json",
-                        options={"temperature": 0, "num_predict": 200})
+    r = client.generate(
+        model=smol, prompt=prompt, format="json", options={"temperature": 0, "num_predict": 200}
+    )
     assert r.done_reason == "stop"
     assert isinstance(json.loads(r.response), dict)
     schema = {
@@ -107,8 +108,12 @@ def test_json_mode_and_schema(client: ollama.Client, smol: str) -> None:
         "required": ["name", "age"],
         "additionalProperties": False,
     }
-    r2 = client.chat(model=smol, messages=[{"role": "user", "content": "A person, as JSON."}],
-                     format=schema, options={"temperature": 0, "num_predict": 200})
+    r2 = client.chat(
+        model=smol,
+        messages=[{"role": "user", "content": "A person, as JSON."}],
+        format=schema,
+        options={"temperature": 0, "num_predict": 200},
+    )
     assert r2.done_reason == "stop"
     jsonschema.validate(json.loads(r2.message.content or ""), schema)
 
@@ -168,12 +173,16 @@ def test_debug_render_only(client: ollama.Client, smol: str) -> None:
         "<|im_end|>\n<|im_start|>assistant\n",
         "image_count": 0,
     }
-    body = {"model": smol, "prompt": "Hi", "raw": True, "_debug_render_only": True,
-            "stream": False}
+    body = {"model": smol, "prompt": "Hi", "raw": True, "_debug_render_only": True, "stream": False}
     r = client._request_raw("POST", "/api/generate", json=body).json()
     assert r["debug_info"] == {"rendered_template": "Hi", "image_count": 0}
-    body = {"model": smol, "prompt": "Hi", "system": "S", "_debug_render_only": True,
-            "stream": False}
+    body = {
+        "model": smol,
+        "prompt": "Hi",
+        "system": "S",
+        "_debug_render_only": True,
+        "stream": False,
+    }
     r = client._request_raw("POST", "/api/generate", json=body).json()
     assert r["debug_info"]["rendered_template"] == (
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"

@@ -64,7 +64,7 @@ def validate(model: type[M], value: Any) -> M:
 
 def describe_validation_error(e: ValidationError) -> str:
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith("function-"))
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not _is_type_tag(p))
     kind = err.get("type", "")
     if kind == "missing":
         return f'missing required field "{loc}"'
@@ -72,6 +72,16 @@ def describe_validation_error(e: ValidationError) -> str:
     if want is not None:
         return f'invalid value for "{loc}": expected {want}'
     return f'invalid value for "{loc}": {err.get("msg", "invalid")}'
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "dict", "list"}
+
+
+def _is_type_tag(part: object) -> bool:
+    """Union members appear in pydantic's error locations ("str", "list[str]"...)."""
+    if not isinstance(part, str):
+        return False
+    return part.startswith("function-") or part in _TYPE_TAGS or "[" in part
 
 
 async def parse_json(request: Request, model: type[M]) -> M:
