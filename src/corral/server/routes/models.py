@@ -50,8 +50,15 @@ async def tags(request: Request) -> dict[str, Any]:
 @router.post("/api/show")
 async def show(request: Request) -> dict[str, Any]:
     req = await parse_json(request, ModelRequest)
-    name = parse_name(req.model or req.name or "")
-    return catalog.show_model(services(request).store, name, verbose=bool(req.verbose))
+    raw = req.model or req.name or ""
+    if not raw:
+        raise BadRequest("model is required")
+    try:
+        return catalog.show_model(
+            services(request).store, parse_name(raw), verbose=bool(req.verbose)
+        )
+    except ModelNotFound as e:
+        raise ModelNotFound(raw) from e
 
 
 @router.post("/api/copy")
