@@ -175,3 +175,13 @@ def test_temp_manifest_files_are_not_listed(store: Store) -> None:
     tmp = store.manifests_dir / "registry.ollama.ai/library/good/.tmp-123-partial"
     tmp.write_text("{}")
     assert [e.name.display_shortest() for e in store.entries()] == ["good:latest"]
+
+
+def test_delete_keeps_blobs_uploaded_for_a_later_create(store: Store) -> None:
+    uploaded = _put(store, b"uploaded, create not sent yet")
+    _model(store, "a", b"w", b"s")
+    store.delete(parse_name("a"))
+    assert store.has_blob(uploaded)
+    assert not store.has_blob(_digest(b"s"))
+    store.prune_on_start()
+    assert not store.has_blob(uploaded)

@@ -18,7 +18,7 @@ from typing import Any
 from corral.create.convert import convert_to_gguf
 from corral.create.quantize import quantize_gguf
 from corral.create.spec import QUANTIZABLE, CreateSpec, checkpoint_files, is_safetensors
-from corral.errors import BadRequest
+from corral.errors import BadRequest, CorralError
 from corral.gguf_info import GGUFFile, read_gguf
 from corral.models import load_model
 from corral.store import Layer, Manifest, Store
@@ -101,6 +101,10 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
     """Create (or replace) the model named by ``spec``; progress goes to ``emit``."""
     if spec.from_modelfile:
         emit({"status": "parsing modelfile"})
+    try:
+        replaced = store.read(spec.name).manifest.digests()
+    except CorralError:
+        replaced = set()
     with store.pinned(d for _, d in spec.from_files + spec.adapter_files) as pins:
         b = _Build(store, emit, pins, [], [], {})
         gguf, detect = _base_layers(spec, b)
@@ -112,8 +116,10 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
             emit({"status": status})
         emit({"status": "writing manifest"})
         store.write(spec.name, Manifest(config_layer, tuple(b.layers)))
+        touched = pins.digests()
     if prune:
-        store.collect_garbage()
+        # the replaced model's layers, and layers this build wrote and then replaced
+        store.collect_garbage(replaced | touched)
     emit({"status": "success"})
 
 

@@ -154,11 +154,15 @@ class Store:
             path = find_case_insensitive(self.root, name)
             if path is None:
                 raise ModelNotFound(name.display_shortest())
+            try:
+                old = Manifest.from_bytes(path.read_bytes()).digests()
+            except Exception:
+                old = set()
             path.unlink()
             fsync_dir(path.parent)
             self._remove_empty_dirs(path.parent)
             if prune:
-                self.collect_garbage()
+                self.collect_garbage(old)
 
     def _remove_empty_dirs(self, directory: Path) -> None:
         while directory != self.manifests_dir and self.manifests_dir in directory.parents:
@@ -176,12 +180,17 @@ class Store:
             refs |= entry.manifest.digests()
         return refs
 
-    def collect_garbage(self, *, partial_max_age: float | None = None) -> list[str]:
-        """Delete unreferenced, unpinned blobs; with ``partial_max_age`` also old temp files.
+    def collect_garbage(
+        self, candidates: Iterable[str] | None = None, *, partial_max_age: float | None = None
+    ) -> list[str]:
+        """Delete unreferenced, unpinned blobs; returns the names of the files removed.
 
-        Returns the names of the files removed.
+        With ``candidates`` (the layers of a manifest just deleted or replaced) only those are
+        considered, so blobs a client uploaded for a create it has not sent yet survive, as in
+        Ollama. With ``partial_max_age`` also temp files older than that many seconds.
         """
         removed: list[str] = []
+        only = None if candidates is None else {parse_digest(d) for d in candidates}
         with self._lock:
             keep = self.referenced_digests() | set(self._pins)
             now = time.time()
@@ -197,7 +206,8 @@ class Store:
                             path.unlink()
                             removed.append(fname)
                     continue
-                if "sha256:" + fname.removeprefix("sha256-") not in keep:
+                digest = "sha256:" + fname.removeprefix("sha256-")
+                if digest not in keep and (only is None or digest in only):
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                         removed.append(fname)
@@ -222,6 +232,9 @@ class PinSet:
         if key not in self._held:
             self._held.add(key)
             self._store._pin(key, 1)
+
+    def digests(self) -> set[str]:
+        return set(self._held)
 
     def release(self) -> None:
         for key in self._held:
