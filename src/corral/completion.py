@@ -16,6 +16,7 @@ from corral.inference import (
     messages_from_wire,
     now_iso,
     run_tokens,
+    runner_key,
     sampling_params,
 )
 from corral.prompt import ChatMessage, PromptTemplate, chat_prompt, tag_images
@@ -61,7 +62,7 @@ async def generate(inf: Inference, req: GenerateRequest) -> AsyncGenerator[Chunk
     r = inf.resolve(req.model, req.options, req.keep_alive)
     label = req.model or ""
     if not req.prompt and req.keep_alive is not None and r.keep_alive == 0:
-        await inf.scheduler.unload(r.spec.model_path + "|" + ",".join(r.spec.lora_paths))
+        await inf.scheduler.unload(runner_key(r))
         yield {
             "model": label,
             "created_at": now_iso(),
@@ -160,7 +161,7 @@ async def chat(inf: Inference, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
     label = req.model or ""
     msgs = messages_from_wire(req.messages or [])
     if not msgs and req.keep_alive is not None and r.keep_alive == 0:
-        await inf.scheduler.unload(r.spec.model_path + "|" + ",".join(r.spec.lora_paths))
+        await inf.scheduler.unload(runner_key(r))
         yield {
             "model": label,
             "created_at": now_iso(),

@@ -50,7 +50,7 @@ async def embed(inf: Inference, req: EmbedRequest) -> dict[str, Any]:
     if req.dimensions is not None and req.dimensions < 0:
         raise BadRequest("dimensions must be a positive number")
     texts = _inputs(req.input)
-    r = inf.resolve(req.model, req.options, req.keep_alive)
+    r = inf.resolve(req.model, req.options, req.keep_alive, for_embedding=True)
     async with inf.use(r) as lease:
         load_ns = lease.load_duration_ns
         if not texts:
@@ -75,7 +75,7 @@ async def embed(inf: Inference, req: EmbedRequest) -> dict[str, Any]:
 
 
 async def embeddings_legacy(inf: Inference, req: EmbeddingsRequest) -> dict[str, Any]:
-    r = inf.resolve(req.model, req.options, req.keep_alive)
+    r = inf.resolve(req.model, req.options, req.keep_alive, for_embedding=True)
     async with inf.use(r) as lease:
         if not req.prompt:
             return {"embedding": []}

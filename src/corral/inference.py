@@ -78,8 +78,16 @@ class Inference:
     # ---- resolution ----------------------------------------------------------------------
 
     def resolve(
-        self, raw_name: str | None, options: Mapping[str, Any] | None, keep_alive: Any
+        self,
+        raw_name: str | None,
+        options: Mapping[str, Any] | None,
+        keep_alive: Any,
+        *,
+        for_embedding: bool = False,
     ) -> Resolved:
+        """The model, merged options and load spec of a request. ``for_embedding`` loads even
+        a chat model as an embedder (a runner of its own), as Ollama answers embeddings for
+        any model."""
         if not raw_name:
             raise BadRequest("model is required")
         name = parse_name(raw_name)
@@ -106,7 +114,7 @@ class Inference:
             main_gpu=int(opts.get("main_gpu") or 0),
             use_mmap=bool(opts.get("use_mmap", True)),
             use_mlock=bool(opts.get("use_mlock", False)),
-            embedding=gguf.is_embedding,
+            embedding=gguf.is_embedding or for_embedding,
             lora_paths=tuple(str(p) for p in model.adapter_paths),
         )
         return Resolved(
@@ -121,7 +129,7 @@ class Inference:
     def use(self, r: Resolved) -> Any:
         m = r.model
         return self.scheduler.use(
-            key=r.spec.model_path + "|" + ",".join(r.spec.lora_paths),
+            key=runner_key(r),
             name=m.name.display_shortest(),
             digest=m.entry.digest,
             details=m.details(),
@@ -141,6 +149,12 @@ class Inference:
             if verb is not None:
                 raise BadRequest(f'"{r.label}" does not support {verb}')
             raise BadRequest(f"{r.model.name.display_long()} does not support {want}")
+
+
+def runner_key(r: Resolved) -> str:
+    """Runners are shared by model file, adapters and role (generation or embeddings)."""
+    role = "embed" if r.spec.embedding else "generate"
+    return f"{r.spec.model_path}|{','.join(r.spec.lora_paths)}|{role}"
 
 
 def sampling_params(opts: Mapping[str, Any], grammar: str | None) -> SamplingParams:

@@ -410,3 +410,12 @@ def test_killed_runner_errors_then_reloads(solo: ServerProcess) -> None:
     r = c.generate(model="smol", prompt="Hi", options={"num_predict": 3})
     assert r.done
     assert set(_runner_pids(solo)).isdisjoint(pids)
+
+
+def test_chat_model_embeddings(client: ollama.Client, smol: str) -> None:
+    """Like Ollama, a chat model answers /api/embed (last-token pooling, normalised)."""
+    r = client.embed(model=smol, input=["hello there", "general kenobi"])
+    assert len(r.embeddings) == 2 and len(r.embeddings[0]) == 576
+    assert abs(sum(v * v for v in r.embeddings[0]) - 1.0) < 1e-3
+    # and it still chats afterwards (a separate runner serves the embeddings)
+    assert client.generate(model=smol, prompt="Hi", options={"num_predict": 2}).done
