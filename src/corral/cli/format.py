@@ -12,8 +12,9 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
+
+from corral.template.gofmt import format_float
 
 _KB = 1000
 _MB = _KB * 1000
@@ -143,27 +144,8 @@ def go_duration(nanoseconds: int) -> str:
 
 
 def go_g(value: float) -> str:
-    """Go's ``%g`` (``%v``) of a float64: shortest digits, exponent form below 1e-4 or from 1e6."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digits, exp = Decimal(repr(float(value))).normalize().as_tuple()
-    assert isinstance(exp, int)
-    text = "".join(str(d) for d in digits)
-    point = len(text) + exp  # position of the decimal point after the first digit run
-    x = point - 1
-    neg = "-" if sign else ""
-    if x < -4 or x >= 6:
-        mant = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{neg}{mant}e{'+' if x >= 0 else '-'}{abs(x):02d}"
-    if point <= 0:
-        return f"{neg}0.{'0' * -point}{text}"
-    if point >= len(text):
-        return neg + text + "0" * (point - len(text))
-    return f"{neg}{text[:point]}.{text[point:]}"
+    """Go's ``%g`` (``%v``) of a float64."""
+    return format_float(value, "g", -1)
 
 
 def go_value(value: Any) -> str:

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from corral.errors import ModelfileError
 from corral.options import DEPRECATED_PARAMETERS, OptionValue, parse_parameter
+from corral.template.gofmt import format_float
 
 __all__ = [
     "Command",
@@ -426,31 +425,6 @@ def _quote(value: str, *, bare_unless_needed: bool = False) -> str:
     return f'"{value}"'
 
 
-def _go_float(value: float) -> str:
-    """Go's ``%v`` of a float64: the shortest digits, in ``%e`` form below 1e-4 or from 1e6."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1.0, value) < 0 else "0"
-    sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(map(str, digit_tuple))
-    point = len(digits) + exponent  # the decimal point sits after this many digits
-    digits = digits.rstrip("0")
-    lead = "-" if sign else ""
-    exp10 = point - 1
-    if exp10 < -4 or exp10 >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{lead}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if point <= 0:
-        return f"{lead}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{lead}{digits}{'0' * (point - len(digits))}"
-    return f"{lead}{digits[:point]}.{digits[point:]}"
-
-
 _GO_ESCAPES: Mapping[str, str] = MappingProxyType(
     {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
 )
@@ -484,7 +458,7 @@ def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _go_float(value)
+        return format_float(value, "g", -1)
     return str(value)
 
 
