@@ -14,12 +14,23 @@ U, A, S = "user", "assistant", "system"
 
 
 def test_collate_merges_same_role() -> None:
-    system, merged = collate([ChatMessage(S, "a"), ChatMessage(S, "b"), ChatMessage(U, "x"),
-                              ChatMessage(U, "y"), ChatMessage("tool", "1"),
-                              ChatMessage("tool", "2")])
+    system, merged = collate(
+        [
+            ChatMessage(S, "a"),
+            ChatMessage(S, "b"),
+            ChatMessage(U, "x"),
+            ChatMessage(U, "y"),
+            ChatMessage("tool", "1"),
+            ChatMessage("tool", "2"),
+        ]
+    )
     assert system == "a\n\nb"
-    assert [(m.role, m.content) for m in merged] == [(S, "a\n\nb"), (U, "x\n\ny"),
-                                                    ("tool", "1"), ("tool", "2")]
+    assert [(m.role, m.content) for m in merged] == [
+        (S, "a\n\nb"),
+        (U, "x\n\ny"),
+        ("tool", "1"),
+        ("tool", "2"),
+    ]
 
 
 CHATML = get_family("chatml").template
@@ -27,11 +38,19 @@ CHATML = get_family("chatml").template
 
 def test_chat_style_template() -> None:
     t = PromptTemplate(CHATML)
-    out = t.render([ChatMessage(S, "Be brief."), ChatMessage(U, "Hi"), ChatMessage(A, "Hello!"),
-                    ChatMessage(U, "Bye")])
-    assert out == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-                   "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
-                   "<|im_start|>assistant\n")
+    out = t.render(
+        [
+            ChatMessage(S, "Be brief."),
+            ChatMessage(U, "Hi"),
+            ChatMessage(A, "Hello!"),
+            ChatMessage(U, "Bye"),
+        ]
+    )
+    assert out == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+        "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
 
 
 LEGACY = "{{ if .System }}S:{{ .System }}\n{{ end }}U:{{ .Prompt }}\nA:{{ .Response }}\n"
@@ -42,8 +61,7 @@ LEGACY = "{{ if .System }}S:{{ .System }}\n{{ end }}U:{{ .Prompt }}\nA:{{ .Respo
     [
         ([ChatMessage(U, "hi")], "U:hi\nA:"),
         ([ChatMessage(S, "sys"), ChatMessage(U, "hi")], "S:sys\nU:hi\nA:"),
-        ([ChatMessage(U, "a"), ChatMessage(A, "b"), ChatMessage(U, "c")],
-         "U:a\nA:b\nU:c\nA:"),
+        ([ChatMessage(U, "a"), ChatMessage(A, "b"), ChatMessage(U, "c")], "U:a\nA:b\nU:c\nA:"),
         ([ChatMessage(S, "s"), ChatMessage(U, "a"), ChatMessage(A, "b")], "S:s\nU:a\nA:b"),
     ],
 )
@@ -73,12 +91,22 @@ def test_template_errors_are_400() -> None:
 
 
 def test_tools_print_as_go_json() -> None:
-    t = PromptTemplate("{{ .Tools }}|{{ range .Messages }}{{ range .ToolCalls }}"
-                       "{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}{{ end }}")
-    tool = {"type": "function", "function": {
-        "name": "f", "description": "<d>",
-        "parameters": {"properties": {"b": {"type": "string"}, "a": {"type": "integer"}},
-                       "required": ["a"], "type": "object"}}}
+    t = PromptTemplate(
+        "{{ .Tools }}|{{ range .Messages }}{{ range .ToolCalls }}"
+        "{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}{{ end }}"
+    )
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "description": "<d>",
+            "parameters": {
+                "properties": {"b": {"type": "string"}, "a": {"type": "integer"}},
+                "required": ["a"],
+                "type": "object",
+            },
+        },
+    }
     call = {"function": {"name": "f", "arguments": {"z": 1, "a": "&"}}}
     out = t.render([ChatMessage(U, "x"), ChatMessage(A, "", tool_calls=(call,))], [tool])
     assert out == (
@@ -93,8 +121,9 @@ def test_go_json_escapes_html() -> None:
 
 
 def test_images_become_markers() -> None:
-    msgs, n = tag_images([ChatMessage(U, "look", images=("a", "b")),
-                          ChatMessage(U, "and [img] here", images=("c",))])
+    msgs, n = tag_images(
+        [ChatMessage(U, "look", images=("a", "b")), ChatMessage(U, "and [img] here", images=("c",))]
+    )
     assert n == 3
     assert [m.content for m in msgs] == ["[img-0][img-1]look", "and [img-2] here"]
 
@@ -105,8 +134,12 @@ async def _words(text: str) -> list[int]:
 
 def test_truncation_keeps_system_and_last() -> None:
     t = PromptTemplate("{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}")
-    msgs = [ChatMessage(S, "rules"), ChatMessage(U, "one two three four"),
-            ChatMessage(A, "five six seven"), ChatMessage(U, "eight nine")]
+    msgs = [
+        ChatMessage(S, "rules"),
+        ChatMessage(U, "one two three four"),
+        ChatMessage(A, "five six seven"),
+        ChatMessage(U, "eight nine"),
+    ]
     full, _ = asyncio.run(chat_prompt(t, msgs, [], None, _words, 100))
     assert full.count("\n") == 4
     cut, _ = asyncio.run(chat_prompt(t, msgs, [], None, _words, 9))
