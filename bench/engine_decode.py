@@ -6,8 +6,9 @@
 * a 1,000-token second turn with prefix reuse vs evaluated from scratch;
 * decode speed with a JSON-schema grammar relative to the same requests without one.
 
-Usage: ``python bench/engine_decode.py [--threads N] [--tokens N] [--repeat N]``. The machine is
-shared, so every measurement is repeated and all runs are reported, with the best.
+Usage: ``python bench/engine_decode.py [--threads N] [--tokens N] [--repeat N] [--only SECTION]``
+(sections: single, turn, aggregate, grammar). The machine is shared, so every measurement is
+repeated, compared runs are interleaved, and all runs are reported with the best.
 """
 
 from __future__ import annotations
@@ -220,44 +221,65 @@ def grammar_ratio(engine: LlamaEngine, rid: int, rounds: int) -> dict[str, Any]:
     }
 
 
+SECTIONS = ("single", "turn", "aggregate", "grammar")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     args = ap.parse_args()
+    sections = set(args.only or SECTIONS)
     path = str(bundled.smollm2_gguf())
     threads = args.threads or (os.cpu_count() or 1)
     n = args.tokens
     result: dict[str, Any] = {"model": "SmolLM2-135M-Instruct Q4_1", "threads": threads}
 
-    single = LlamaEngine(LoadSpec(model_path=path, n_ctx=2048, n_parallel=1, n_threads=threads))
-    hl_once = highlevel_single(path, threads, n)
-    ours: list[float] = []
-    theirs: list[float] = []
-    for r in range(args.repeat):  # interleaved, so that load changes hit both
-        ours.append(engine_single(single, n, 1000 + r))
-        theirs.append(hl_once())
-    result["single_stream_decode_tok_s"] = {"LlamaEngine": best(ours), "Llama": best(theirs)}
-    single.close()
-    result["second_turn_1000_tokens"] = second_turn(path, threads)
+    if "single" in sections:
+        spec = LoadSpec(model_path=path, n_ctx=2048, n_parallel=1, n_threads=threads)
+        single = LlamaEngine(spec)
+        hl_once = highlevel_single(path, threads, n)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for r in range(args.repeat):  # interleaved, so that load changes hit both
+            ours.append(engine_single(single, n, 1000 + r))
+            theirs.append(hl_once())
+        result["single_stream_decode_tok_s"] = {"LlamaEngine": best(ours), "Llama": best(theirs)}
+        single.close()
 
-    for unified in (False, True):
-        key = "aggregate_decode_tok_s" + ("_unified_kv" if unified else "")
-        engine = LlamaEngine(
-            LoadSpec(model_path=path, n_ctx=1024, n_parallel=4, n_threads=threads),
-            kv_unified=unified,
-        )
-        per: dict[str, Any] = {}
-        for streams in (1, 2, 4):
-            runs = [aggregate(engine, streams, n, 3000 + 10 * r) for r in range(args.repeat)]
-            per[str(streams)] = best(runs)
-        result[key] = per
+    if "turn" in sections:
+        result["second_turn_1000_tokens"] = second_turn(path, threads)
+
+    if "aggregate" in sections:
+        engines = {
+            unified: LlamaEngine(
+                LoadSpec(model_path=path, n_ctx=1024, n_parallel=4, n_threads=threads),
+                kv_unified=unified,
+            )
+            for unified in (False, True)
+        }
+        runs: dict[str, dict[str, list[float]]] = {"split_kv": {}, "unified_kv": {}}
+        rid = 3000
+        for _ in range(args.repeat):  # interleaved, so that load changes hit both
+            for streams in (1, 2, 4):
+                for unified, engine in engines.items():
+                    key = "unified_kv" if unified else "split_kv"
+                    rate = aggregate(engine, streams, n, rid)
+                    runs[key].setdefault(str(streams), []).append(rate)
+                    rid += 10
+        result["aggregate_decode_tok_s"] = {
+            key: {k: best(v) for k, v in per.items()} for key, per in runs.items()
+        }
+        for engine in engines.values():
+            engine.close()
+
+    if "grammar" in sections:
+        spec = LoadSpec(model_path=path, n_ctx=2048, n_parallel=1, n_threads=threads)
+        engine = LlamaEngine(spec)
+        result["json_schema_grammar"] = grammar_ratio(engine, 5000, max(2, args.repeat))
         engine.close()
-
-    engine = LlamaEngine(LoadSpec(model_path=path, n_ctx=2048, n_parallel=1, n_threads=threads))
-    result["json_schema_grammar"] = grammar_ratio(engine, 5000, max(2, args.repeat))
-    engine.close()
     print(json.dumps(result, indent=2))
 
 

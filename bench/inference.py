@@ -35,8 +35,23 @@ PROMPT = "Write a detailed story about a lighthouse keeper who finds a message i
 OPTS = {"temperature": 0, "num_predict": PREDICT, "num_ctx": N_CTX, "num_thread": THREADS}
 
 
+# On CPUs whose AMX tiles the kernel does not grant, llama.cpp's "extra" CPU buffer types
+# crash on quantized matmuls; corral's engine loads with plain buffers, so the comparison points
+# must too (see src/corral/engine/native.py).
+NO_EXTRA_BUFTS = (
+    "import llama_cpp, llama_cpp.llama as hl\n"
+    "_default = llama_cpp.llama_model_default_params\n"
+    "def _plain():\n"
+    "    p = _default()\n"
+    "    p.use_extra_bufts = False\n"
+    "    return p\n"
+    "hl.llama_cpp.llama_model_default_params = _plain\n"
+)
+
+
 def direct_decode_rate(model: Path) -> float:
     """Single-stream decode tok/s of llama-cpp-python driven in this process (same options)."""
+    exec(NO_EXTRA_BUFTS, {})
     from llama_cpp import Llama
 
     llm = Llama(
@@ -102,22 +117,12 @@ def _first_text_time(url: str, body: dict[str, Any]) -> float:
 
 def llama_cpp_server_ttft(model: Path, n: int) -> list[float]:
     port = free_port()
+    args = ["llama_cpp.server", "--model", str(model), "--n_threads", str(THREADS)]
+    args += ["--n_ctx", str(N_CTX), "--port", str(port), "--host", "127.0.0.1"]
+    code = NO_EXTRA_BUFTS + f"import runpy, sys\nsys.argv = {args!r}\n"
+    code += "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--n_threads",
-            str(THREADS),
-            "--n_ctx",
-            str(N_CTX),
-            "--port",
-            str(port),
-            "--host",
-            "127.0.0.1",
-        ],
+        [sys.executable, "-c", code],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
