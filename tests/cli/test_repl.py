@@ -19,6 +19,8 @@ from tests.cli.conftest import CliFn, cli_env
 from tests.cli.fakeapi import FakeApi
 from tests.serverproc import ServerProcess
 
+from corral.cli.help_text import PLACEHOLDER
+
 FAKE_REPLY = "The quick brown fox jumps over the lazy dog."
 
 
@@ -40,6 +42,16 @@ class Session:
 
     def prompt(self) -> None:
         self.child.expect_exact(">>> ")
+
+    def ready(self) -> None:
+        """Wait for an empty prompt that is reading keys.
+
+        The placeholder is drawn only for an empty buffer, after the terminal is in raw mode;
+        a control key sent earlier, while the terminal is still cooked between two prompts,
+        would be eaten by the line discipline (Ctrl-D) or become a signal (Ctrl-C).
+        """
+        self.child.expect_exact(">>> ")
+        self.child.expect_exact(PLACEHOLDER)
 
     def say(self, line: str) -> None:
         self.child.send(line + "\r")
@@ -179,13 +191,14 @@ def test_show_set_and_other_commands(repl: Session) -> None:
 
 
 def test_ctrl_c_at_the_prompt_and_ctrl_d(repl: Session) -> None:
-    repl.prompt()
+    repl.ready()
     repl.child.sendcontrol("c")
     repl.child.expect_exact("Use Ctrl + d or /bye to exit.")
-    repl.prompt()
+    repl.ready()
     repl.child.send("half a line")
+    repl.child.expect_exact("half a line")
     repl.child.sendcontrol("c")
-    repl.prompt()
+    repl.ready()
     repl.child.sendcontrol("d")
     repl.child.expect(pexpect.EOF)
     repl.child.close()
