@@ -125,6 +125,7 @@ class Settings:
     log_level: int = logging.INFO
     noprune: bool = False
     nohistory: bool = False
+    flash_attention: bool | None = None  # unset: the engine decides (off on CPU-only builds)
     api_key: str | None = None
 
     @classmethod
@@ -154,6 +155,7 @@ class Settings:
             log_level=_log_level(get("OLLAMA_DEBUG")),
             noprune=_lenient(e, "OLLAMA_NOPRUNE", _bool, False),
             nohistory=_lenient(e, "OLLAMA_NOHISTORY", _bool, False),
+            flash_attention=_lenient(e, "OLLAMA_FLASH_ATTENTION", _bool, None),
             api_key=get("CORRAL_API_KEY") or None,
         )
 

@@ -116,6 +116,7 @@ class Inference:
             use_mlock=bool(opts.get("use_mlock", False)),
             embedding=gguf.is_embedding or for_embedding,
             lora_paths=tuple(str(p) for p in model.adapter_paths),
+            flash_attn=self.settings.flash_attention,
         )
         return Resolved(
             model,

@@ -15,11 +15,10 @@ import ollama
 import pexpect
 import pytest
 
+from corral.cli.help_text import PLACEHOLDER
 from tests.cli.conftest import CliFn, cli_env
 from tests.cli.fakeapi import FakeApi
 from tests.serverproc import ServerProcess
-
-from corral.cli.help_text import PLACEHOLDER
 
 FAKE_REPLY = "The quick brown fox jumps over the lazy dog."
 

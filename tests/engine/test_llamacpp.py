@@ -137,11 +137,29 @@ QUESTIONS = [
 ]
 
 
-def test_concurrent_requests_match_solo_runs(smol: LlamaEngine) -> None:
+def test_concurrent_requests_match_solo_runs(smollm2_gguf: Path) -> None:
+    """With flash attention every sequence is computed independently of its batch mates."""
+    spec = LoadSpec(model_path=str(smollm2_gguf), n_ctx=1024, n_parallel=4, flash_attn=True)
+    engine = LlamaEngine(spec)
     params = SamplingParams(temperature=0, num_predict=32)
-    solo = [one(smol, chat(q), params, rid=100 + i).tokens for i, q in enumerate(QUESTIONS)]
-    together = run(smol, [req(smol, 200 + i, chat(q), params) for i, q in enumerate(QUESTIONS)])
+    try:
+        solo = [one(engine, chat(q), params, rid=100 + i).tokens for i, q in enumerate(QUESTIONS)]
+        reqs = [req(engine, 200 + i, chat(q), params) for i, q in enumerate(QUESTIONS)]
+        together = run(engine, reqs)
+    finally:
+        engine.close()
     assert [together[200 + i].tokens for i in range(4)] == solo
+
+
+def test_concurrent_requests_do_not_mix(smol: LlamaEngine) -> None:
+    """The default (faster) attention: each stream still answers its own question."""
+    params = SamplingParams(temperature=0, num_predict=32)
+    out = run(smol, [req(smol, 300 + i, chat(q), params) for i, q in enumerate(QUESTIONS)])
+    assert "Paris" in out[300].text
+    assert "sea" in out[301].text.lower()
+    assert "4" in out[302].text
+    assert "Red" in out[303].text and "Blue" in out[303].text
+    assert all(r.done is not None and r.done.reason == "stop" for r in out.values())
 
 
 def test_queue_is_fifo_and_cancel_frees_a_slot(smol: LlamaEngine) -> None:

@@ -29,6 +29,9 @@ class LoadSpec:
     use_mlock: bool = False
     embedding: bool = False
     lora_paths: tuple[str, ...] = ()
+    # None: the engine decides (off on CPU-only builds: ~20% faster decode here); True makes a
+    # request's output bit-identical whatever else shares its batch (OLLAMA_FLASH_ATTENTION).
+    flash_attn: bool | None = None
 
 
 @dataclass(frozen=True)
