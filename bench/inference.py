@@ -25,7 +25,7 @@ import httpx
 import ollama
 from tests.serverproc import free_port
 
-from bench.common import StreamTiming, p95, start_server, stream_generate
+from bench.common import HTTP, StreamTiming, p95, start_server, stream_generate
 from corral import bundled
 
 THREADS = 2
@@ -104,7 +104,7 @@ def concurrent(url: str, n: int, rounds: int = 2) -> tuple[list[StreamTiming], f
 def _first_text_time(url: str, body: dict[str, Any]) -> float:
     t0 = time.perf_counter()
     first = 0.0
-    with httpx.stream("POST", url + "/v1/completions", json=body, timeout=600) as resp:
+    with HTTP.stream("POST", url + "/v1/completions", json=body) as resp:
         for line in resp.iter_lines():
             if (
                 not first
@@ -119,6 +119,8 @@ def llama_cpp_server_ttft(model: Path, n: int) -> list[float]:
     port = free_port()
     args = ["llama_cpp.server", "--model", str(model), "--n_threads", str(THREADS)]
     args += ["--n_ctx", str(N_CTX), "--port", str(port), "--host", "127.0.0.1"]
+    # By default a new request interrupts the stream in progress; queue them instead.
+    args += ["--interrupt_requests", "False"]
     code = NO_EXTRA_BUFTS + f"import runpy, sys\nsys.argv = {args!r}\n"
     code += "runpy.run_module('llama_cpp.server', run_name='__main__')\n"
     proc = subprocess.Popen(
@@ -211,13 +213,15 @@ def main() -> None:
             client = ollama.Client(host=server.url)
             client.create(model="smol", files={"m.gguf": client.create_blob(model)})
             client.generate(model="smol", prompt="", options=OPTS)
+            # Each request, alone or concurrent, is a new variant of the same prompt (a shared
+            # prefix, a new tail), so that the lone and concurrent TTFTs compare like for like.
             singles = [
                 stream_generate(
                     server.url,
                     "/api/generate",
-                    {"model": "smol", "prompt": PROMPT, "options": OPTS},
+                    {"model": "smol", "prompt": f"{PROMPT} (variant s-{k})", "options": OPTS},
                 )
-                for _ in range(3)
+                for k in range(3)
             ]
             corral_rate = max(s.decode_rate for s in singles)
             lone_ttft = sorted(s.ttft for s in singles)[1]

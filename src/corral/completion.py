@@ -82,7 +82,7 @@ async def generate(inf: Inference, req: GenerateRequest) -> AsyncGenerator[Chunk
         inf.check_capability(r, "vision")
     grammar = grammar_for(req.format)
     stats = Stats(start)
-    async with inf.use(r) as lease:
+    async with inf.use(r, generating=True) as lease:
         stats.load_ns = lease.load_duration_ns
         if not req.prompt and not req.images:
             yield {
@@ -182,7 +182,7 @@ async def chat(inf: Inference, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
         inf.check_capability(r, "vision")
     grammar = grammar_for(req.format)
     stats = Stats(start)
-    async with inf.use(r) as lease:
+    async with inf.use(r, generating=True) as lease:
         stats.load_ns = lease.load_duration_ns
         if not msgs:
             yield {

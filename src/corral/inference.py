@@ -7,6 +7,7 @@ tool-call detection -> final statistics. Everything is measured in nanoseconds a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -127,16 +128,27 @@ class Inference:
             raw_name,
         )
 
-    def use(self, r: Resolved) -> Any:
+    @contextlib.asynccontextmanager
+    async def use(self, r: Resolved, *, generating: bool = False) -> AsyncIterator[Lease]:
+        """Hold the model's runner; ``generating`` announces the generate request that this
+        lease will send, so that requests arriving together start in one batch."""
         m = r.model
-        return self.scheduler.use(
+        async with self.scheduler.use(
             key=runner_key(r),
             name=m.name.display_shortest(),
             digest=m.entry.digest,
             details=m.details(),
             spec=r.spec,
             keep_alive=r.keep_alive,
-        )
+        ) as lease:
+            if generating:
+                lease.runner.expect()
+                lease.announced = True
+            try:
+                yield lease
+            finally:
+                if lease.announced:
+                    lease.runner.unexpect()
 
     def template(self, r: Resolved, override: str = "") -> PromptTemplate:
         return PromptTemplate(override or r.model.template or DEFAULT_TEMPLATE)
@@ -246,7 +258,8 @@ async def run_tokens(
     """Yield (text, None) pieces, then ("", done_reason)."""
     text = StopText(stops)
     reason = "stop"
-    async for ev in lease.runner.generate(tokens, sampling):
+    expected, lease.announced = lease.announced, False
+    async for ev in lease.runner.generate(tokens, sampling, expected=expected):
         if ev["ev"] == "token":
             if text.stopped:
                 continue  # a token decoded before the cancel took effect

@@ -73,8 +73,14 @@ class FakeRunner:
                     q.put_nowait(wire_event(ev))
             await asyncio.sleep(0)
 
+    def expect(self) -> None:
+        """In-process steps start at once; nothing to gather."""
+
+    def unexpect(self) -> None:
+        """See :meth:`expect`."""
+
     async def generate(
-        self, prompt_tokens: list[int], sampling: SamplingParams
+        self, prompt_tokens: list[int], sampling: SamplingParams, *, expected: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
         rid = next(self._ids)
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

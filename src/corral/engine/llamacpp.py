@@ -11,12 +11,13 @@ The KV cache holds ``n_ctx × n_parallel`` cells (Ollama's sizing), so every slo
 to ``n_ctx``. By default each sequence has its own stream (``kv_unified=False``): attention only
 reads the sequence's own cells, and 4-sequence steps measured as fast as or faster than with one
 unified buffer (whose attention spans everyone's cells). A prefix is copied between streams by a
-whole-stream copy (milliseconds), so only prefixes of ``MIN_STREAM_COPY`` tokens or more are
-copied; ``kv_unified=True`` shares one buffer instead (free copies that share cells). With
-``LoadSpec.flash_attn=True`` a request's output is bit-identical whatever else runs in the batch;
-the CPU default (off) is ~20% faster and a greedy near-tie can then occasionally resolve
-differently under load. When a slot reaches ``n_ctx`` the context is shifted as Ollama does:
-keep ``num_keep`` tokens, drop half the rest.
+whole-stream copy, paid in the next decode (~15-20 ms for a 4,096-cell SmolLM2 stream, the cost
+of evaluating 3-4 of its prompt tokens on 2 cores), so only prefixes of at least
+:func:`min_stream_copy` tokens are copied; ``kv_unified=True`` shares one buffer instead (free
+copies that share cells). With ``LoadSpec.flash_attn=True`` a request's output is bit-identical
+whatever else runs in the batch; the CPU default (off) is ~20% faster and a greedy near-tie can
+then occasionally resolve differently under load. When a slot reaches ``n_ctx`` the context is
+shifted as Ollama does: keep ``num_keep`` tokens, drop half the rest.
 
 Only batch positions marked for logits are ever sampled and a batch never exceeds ``n_batch``:
 llama.cpp aborts the whole process on either mistake.
@@ -48,7 +49,12 @@ from corral.engine.sampling import Candidates, GrammarInitError, RequestSampler
 from corral.engine.slots import Slot, plan_placement
 from corral.engine.types import DoneEvent, EngineEvent, GenerateRequest, LoadSpec, TokenEvent
 
-MIN_STREAM_COPY = 32  # shortest prefix worth a whole-stream copy between split caches
+
+def min_stream_copy(n_ctx: int) -> int:
+    """Shortest prefix worth a whole-stream copy between split caches: a copy's cost grows with
+    the stream (``n_ctx`` cells) while a token's evaluation cost grows with the model, so the
+    smallest model at 4,096 cells (break-even ~4 tokens, measured) bounds it from above."""
+    return max(8, n_ctx // 512)
 
 
 @dataclass
@@ -141,6 +147,7 @@ class LlamaEngine:
         self._mem: Any = L.llama_get_memory(self._ctx)
         self._can_shift = bool(self._mem) and bool(L.llama_memory_can_shift(self._mem))
         self._unified = kv_unified
+        self._min_copy = min_stream_copy(self.n_ctx)
         self._vocab = Vocab(model)
         self.n_vocab: int = self._vocab.n_vocab
         self._batch = Batch(self.n_batch)
@@ -301,7 +308,7 @@ class LlamaEngine:
             req, sampler = self._queue[0]
             prompt = req.prompt_tokens
             place = plan_placement(
-                self._slots, prompt, min_copy=1 if self._unified else MIN_STREAM_COPY
+                self._slots, prompt, min_copy=1 if self._unified else self._min_copy
             )
             if place is None:
                 return

@@ -178,10 +178,21 @@ class RunnerProcess:
         vectors: list[list[float]] = await self.call("embed", inputs=inputs)
         return vectors
 
+    def expect(self) -> None:
+        """Announce a generate request that is being prepared (see :mod:`.runner`)."""
+        with contextlib.suppress(RunnerError):
+            self._send({"op": "expect"})
+
+    def unexpect(self) -> None:
+        """Withdraw an announcement that no generate request will follow."""
+        with contextlib.suppress(RunnerError):
+            self._send({"op": "unexpect"})
+
     async def generate(
-        self, prompt_tokens: list[int], sampling: SamplingParams
+        self, prompt_tokens: list[int], sampling: SamplingParams, *, expected: bool = False
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the runner's token events then one done event; cancel on early exit."""
+        """Yield the runner's token events then one done event; cancel on early exit.
+        ``expected``: this request was announced with :meth:`expect`."""
         rid = next(self._ids)
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._streams[rid] = q
@@ -191,6 +202,7 @@ class RunnerProcess:
                 {
                     "op": "generate",
                     "id": rid,
+                    "expected": expected,
                     "prompt_tokens": prompt_tokens,
                     "sampling": asdict(sampling),
                 }

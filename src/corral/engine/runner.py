@@ -3,7 +3,16 @@
 Started as ``python -m corral.engine.runner <engine> <LoadSpec JSON>``. Frames arrive on stdin and
 events leave on the original stdout; native code that prints to fd 1 is redirected to stderr so
 it can never corrupt the protocol. One thread owns the engine (llama.cpp contexts are not
-thread-safe); a reader thread only moves frames into a queue.
+thread-safe); a reader thread moves frames into a queue and answers ``tokenize`` and
+``detokenize`` itself: they only read the vocabulary (llama.cpp's tokenizer is safe to call beside
+a decode), and a request's tokenization must not wait for the step in progress, or requests that
+arrive together would be admitted into different steps.
+
+Requests that arrive together should also start together: the server sends ``expect`` when a
+request takes its lease (before it renders and tokenizes its prompt) and marks the ``generate``
+that follows as ``expected`` (or sends ``unexpect`` when none follows). A step that would start
+from idle while such requests are still being prepared waits for them, at most ``GATHER_S``, so
+that a burst of clients is prefilled in one batch instead of each newcomer waiting a whole step.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from typing import Any, BinaryIO, Protocol
 
 from corral.engine.protocol import piece_to_wire, read_frame, write_frame
@@ -68,19 +78,34 @@ def _event(ev: TokenEvent | DoneEvent) -> dict[str, Any]:
     }
 
 
+_VOCAB_OPS = ("tokenize", "detokenize")
+GATHER_S = 0.03  # longest wait, from idle, for announced requests to be submitted
+
+
 class Runner:
     def __init__(self, engine: Engine, out: BinaryIO) -> None:
         self.engine = engine
         self.out = out
         self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._write_lock = threading.Lock()
+        self._vocab_lock = threading.Lock()  # the engine is not closed under a tokenization
+        self._closed = False
+        self._expected = 0  # announced generate requests not yet submitted
 
     def send(self, msg: dict[str, Any]) -> None:
-        write_frame(self.out, msg)
+        with self._write_lock:
+            write_frame(self.out, msg)
 
     def read_loop(self, stream: BinaryIO) -> None:
         try:
             while (msg := read_frame(stream)) is not None:
-                self.inbox.put(msg)
+                if msg.get("op") in _VOCAB_OPS:
+                    with self._vocab_lock:
+                        if self._closed:
+                            break
+                        self.handle(msg)
+                else:
+                    self.inbox.put(msg)
         except Exception as e:
             log.error("runner input failed: %s", e)
         self.inbox.put(None)
@@ -91,7 +116,13 @@ class Runner:
         try:
             if op == "shutdown":
                 return False
-            if op == "generate":
+            if op == "expect":
+                self._expected += 1
+            elif op == "unexpect":
+                self._expected = max(0, self._expected - 1)
+            elif op == "generate":
+                if msg.get("expected"):
+                    self._expected = max(0, self._expected - 1)
                 sampling = SamplingParams(**msg.get("sampling", {}))
                 tokens = tuple(int(t) for t in msg["prompt_tokens"])
                 self.engine.submit(GenerateRequest(rid, tokens, sampling))
@@ -115,9 +146,15 @@ class Runner:
             self.send({"ev": "error", "id": rid, "error": str(e) or type(e).__name__})
         return True
 
+    def close(self) -> None:
+        with self._vocab_lock:
+            self._closed = True
+            self.engine.close()
+
     def serve(self) -> None:
         while True:
-            block = not self.engine.has_work()
+            idle = not self.engine.has_work()
+            block = idle
             try:
                 while True:
                     msg = self.inbox.get(block=block)
@@ -126,9 +163,26 @@ class Runner:
                     block = False
             except queue.Empty:
                 pass
+            if idle and self._expected and self.engine.has_work() and not self._gather():
+                return
             if self.engine.has_work():
                 for ev in self.engine.step():
                     self.send(_event(ev))
+
+    def _gather(self) -> bool:
+        """Take announced requests for up to ``GATHER_S``; False means shut down."""
+        deadline = time.monotonic() + GATHER_S
+        while self._expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                msg = self.inbox.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if msg is None or not self.handle(msg):
+                return False
+        return True
 
 
 def main(argv: list[str]) -> int:
@@ -154,7 +208,7 @@ def main(argv: list[str]) -> int:
     try:
         runner.serve()
     finally:
-        engine.close()
+        runner.close()
     return 0
 
 
