@@ -270,7 +270,8 @@ async def run_tokens(
             if text.stopped:
                 lease.runner.cancel(int(ev["id"]))
         else:
-            stats.prompt_eval_count = int(ev["prompt_eval_count"])
+            # Ollama counts the whole prompt, the part found in the cache included.
+            stats.prompt_eval_count = int(ev["prompt_eval_count"]) + int(ev["cached_tokens"])
             stats.prompt_eval_ns = int(ev["prompt_eval_duration"])
             stats.eval_count = int(ev["eval_count"])
             stats.eval_ns = int(ev["eval_duration"])

@@ -120,6 +120,14 @@ def test_json_mode_and_schema(client: ollama.Client, smol: str, gemma: str) -> N
     jsonschema.validate(json.loads(r2.message.content or ""), schema)
 
 
+def test_prompt_eval_count_includes_the_cached_prefix(client: ollama.Client, smol: str) -> None:
+    prompt = "Name three rivers in Europe, one per line."
+    first = client.generate(model=smol, prompt=prompt, options={**GREEDY, "num_predict": 2})
+    again = client.generate(model=smol, prompt=prompt, options={**GREEDY, "num_predict": 2})
+    assert first.prompt_eval_count and first.prompt_eval_count > 10
+    assert again.prompt_eval_count == first.prompt_eval_count  # as Ollama: cached tokens count
+
+
 def test_context_continuation(client: ollama.Client, smol: str) -> None:
     first = client.generate(model=smol, prompt="My name is Ada.", options=GREEDY)
     second = client.generate(
