@@ -49,25 +49,28 @@ NO_EXTRA_BUFTS = (
 )
 
 
-def direct_decode_rate(model: Path) -> float:
-    """Single-stream decode tok/s of llama-cpp-python driven in this process (same options)."""
-    exec(NO_EXTRA_BUFTS, {})
-    from llama_cpp import Llama
+class DirectLlama:
+    """llama-cpp-python's ``Llama`` driven in this process, with corral's options."""
 
-    llm = Llama(
-        model_path=str(model),
-        n_ctx=N_CTX,
-        n_threads=THREADS,
-        n_threads_batch=THREADS,
-        n_batch=512,
-        verbose=False,
-    )
-    chat = f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n"
-    rates = []
-    for _ in range(2):
+    def __init__(self, model: Path) -> None:
+        exec(NO_EXTRA_BUFTS, {})
+        from llama_cpp import Llama
+
+        self.llm = Llama(
+            model_path=str(model),
+            n_ctx=N_CTX,
+            n_threads=THREADS,
+            n_threads_batch=THREADS,
+            n_batch=512,
+            verbose=False,
+        )
+
+    def decode_rate(self, k: int) -> float:
+        """Single-stream decode tok/s (first to last streamed token), as the client sees it."""
+        chat = f"<|im_start|>user\n{PROMPT} (variant s-{k})<|im_end|>\n<|im_start|>assistant\n"
         first = last = 0.0
         n = 0
-        stream: Any = llm.create_completion(
+        stream: Any = self.llm.create_completion(
             chat, max_tokens=PREDICT, temperature=0.0, top_k=1, stream=True
         )
         for chunk in stream:
@@ -76,16 +79,20 @@ def direct_decode_rate(model: Path) -> float:
                 first = first or now
                 last = now
                 n += 1
-        rates.append((n - 1) / (last - first))
-        llm.reset()  # type: ignore[no-untyped-call]
-    del llm
-    return max(rates)
+        self.llm.reset()  # type: ignore[no-untyped-call]
+        return (n - 1) / (last - first)
 
 
-def concurrent(url: str, n: int, rounds: int = 2) -> tuple[list[StreamTiming], float]:
+def concurrent(
+    url: str, n: int, rounds: int = 2
+) -> tuple[list[StreamTiming], float, list[StreamTiming]]:
+    """``rounds`` bursts of ``n`` concurrent clients after one warm-up burst (the client opens
+    its connections, the runner first uses its other slots); returns the measured timings, the
+    best aggregate rate and the warm-up burst's timings (reported, not counted)."""
     timings: list[StreamTiming] = []
+    warmup: list[StreamTiming] = []
     agg_rates = []
-    for r in range(rounds):
+    for r in range(rounds + 1):
         bodies = [
             {"model": "smol", "prompt": f"{PROMPT} (variant {r}-{i})", "options": OPTS}
             for i in range(n)
@@ -94,11 +101,14 @@ def concurrent(url: str, n: int, rounds: int = 2) -> tuple[list[StreamTiming], f
         with ThreadPoolExecutor(n) as pool:
             results = list(pool.map(lambda b: stream_generate(url, "/api/generate", b), bodies))
         wall = time.perf_counter() - t0
+        if r == 0:
+            warmup = results
+            continue
         total = sum(x.tokens for x in results)
         ttft_mean = sum(x.ttft for x in results) / n
         agg_rates.append(total / (wall - ttft_mean))
         timings += results
-    return timings, max(agg_rates)
+    return timings, max(agg_rates), warmup
 
 
 def _first_text_time(url: str, body: dict[str, Any]) -> float:
@@ -137,7 +147,7 @@ def llama_cpp_server_ttft(model: Path, n: int) -> list[float]:
             except httpx.HTTPError:
                 time.sleep(0.2)
         ttfts: list[float] = []
-        for r in range(2):
+        for r in range(3):  # the first burst is a warm-up, as for corral
             bodies = [
                 {
                     "prompt": f"<|im_start|>user\n{PROMPT} (variant {r}-{i})<|im_end|>\n"
@@ -149,7 +159,9 @@ def llama_cpp_server_ttft(model: Path, n: int) -> list[float]:
                 for i in range(n)
             ]
             with ThreadPoolExecutor(n) as pool:
-                ttfts += list(pool.map(lambda b: _first_text_time(url, b), bodies))
+                burst = list(pool.map(lambda b: _first_text_time(url, b), bodies))
+            if r > 0:
+                ttfts += burst
         return ttfts
     finally:
         proc.terminate()
@@ -215,23 +227,30 @@ def main() -> None:
             client.generate(model="smol", prompt="", options=OPTS)
             # Each request, alone or concurrent, is a new variant of the same prompt (a shared
             # prefix, a new tail), so that the lone and concurrent TTFTs compare like for like.
-            singles = [
-                stream_generate(
-                    server.url,
-                    "/api/generate",
-                    {"model": "smol", "prompt": f"{PROMPT} (variant s-{k})", "options": OPTS},
+            # Alternate the two, so that a drift in the machine's speed hits both alike.
+            direct = DirectLlama(model)
+            singles: list[StreamTiming] = []
+            direct_rates: list[float] = []
+            for k in range(4):
+                singles.append(
+                    stream_generate(
+                        server.url,
+                        "/api/generate",
+                        {"model": "smol", "prompt": f"{PROMPT} (variant s-{k})", "options": OPTS},
+                    )
                 )
-                for k in range(3)
-            ]
+                direct_rates.append(direct.decode_rate(k))
+            del direct
             corral_rate = max(s.decode_rate for s in singles)
-            lone_ttft = sorted(s.ttft for s in singles)[1]
-            direct = direct_decode_rate(model)
+            lone_ttft = sorted(s.ttft for s in singles)[len(singles) // 2]
             out["single_stream"] = {
                 "corral_tok_s": corral_rate,
-                "llama_cpp_tok_s": direct,
-                "ratio": corral_rate / direct,
+                "llama_cpp_tok_s": max(direct_rates),
+                "ratio": corral_rate / max(direct_rates),
+                "corral_runs": [round(s.decode_rate, 1) for s in singles],
+                "llama_cpp_runs": [round(r, 1) for r in direct_rates],
             }
-            timings, agg = concurrent(server.url, 4)
+            timings, agg, warmup = concurrent(server.url, 4)
             lone_rate = corral_rate
             ttft4 = p95([t.ttft for t in timings])
             out["parallel4"] = {
@@ -241,6 +260,8 @@ def main() -> None:
                 "p95_ttft_s": ttft4,
                 "lone_ttft_s": lone_ttft,
                 "ttft_ratio": ttft4 / lone_ttft,
+                "ttfts_s": [round(t.ttft, 3) for t in timings],
+                "warmup_burst_ttfts_s": [round(t.ttft, 3) for t in warmup],
             }
             out["prefix_reuse"] = prefix_reuse(client)
             out["json_schema"] = json_schema_ratio(server.url)

@@ -304,3 +304,16 @@ def test_not_gguf_file_rejected(server: ServerProcess, tmp_path: Path) -> None:
     )
     assert r.status_code == 400
     assert "GGUF" in r.json()["error"]
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "evil.example.com:11434", "8.8.8.8"])
+def test_foreign_host_header_is_refused(server: ServerProcess, host: str) -> None:
+    # DNS rebinding: a page on another origin resolving its name to 127.0.0.1.
+    r = httpx.get(f"{server.url}/api/tags", headers={"Host": host})
+    assert r.status_code == 403 and r.json() == {"error": "forbidden"}
+
+
+@pytest.mark.parametrize("host", ["localhost:11434", "127.0.0.1", "[::1]:11434", "app.localhost"])
+def test_local_host_headers_are_served(server: ServerProcess, host: str) -> None:
+    r = httpx.get(f"{server.url}/api/tags", headers={"Host": host})
+    assert r.status_code == 200
