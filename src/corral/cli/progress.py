@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -83,7 +83,29 @@ class _Line(ProgressColumn):
         return grid
 
 
-class ProgressView:
+class _Shown:
+    """A display that is started on entering a ``with`` block and stopped on leaving it."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ProgressView(_Shown):
     """Spinner lines for statuses and one bar per key (a blob digest), drawn on stderr."""
 
     def __init__(self, console: Console | None = None, *, transient: bool = False) -> None:
@@ -100,18 +122,6 @@ class ProgressView:
         self._spinner: TaskID | None = None
         self._status: str | None = None
         self._started = False
-
-    def __enter__(self) -> ProgressView:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Nothing is drawn until the first line is added."""
@@ -178,7 +188,7 @@ class ProgressView:
             self.status(status)
 
 
-class StatusSpinner:
+class StatusSpinner(_Shown):
     """A bare spinner on stderr while waiting for a model (drawn only on a terminal)."""
 
     def __init__(self, console: Console | None = None) -> None:
@@ -202,15 +212,3 @@ class StatusSpinner:
         if self._status is not None:
             self._status.stop()
             self._status = None
-
-    def __enter__(self) -> StatusSpinner:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
