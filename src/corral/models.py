@@ -68,7 +68,11 @@ def _read_json(store: Store, digest: str) -> Any:
 
 def load_model(store: Store, name: ModelName) -> StoredModel:
     """Read a model's manifest and small layers; raises ModelNotFound if there is none."""
-    entry = store.read(name)
+    return model_from_entry(store, store.read(name))
+
+
+def model_from_entry(store: Store, entry: ManifestEntry) -> StoredModel:
+    """A model from a manifest already read: its small layers read, its large ones located."""
     m = entry.manifest
     config = _read_json(store, m.config.digest)
     template = system = None

@@ -35,6 +35,7 @@ from typing import Any, Literal
 from corral.errors import BadRequest, ModelfileError
 
 __all__ = [
+    "DEFAULTS",
     "DEPRECATED_PARAMETERS",
     "OPTIONS",
     "OptionKind",
@@ -110,8 +111,9 @@ DEPRECATED_PARAMETERS: frozenset[str] = frozenset(
     }
 )
 
-# Ollama's DefaultOptions. main_gpu, use_mmap, min_p and stop have no entry: unset.
-_DEFAULTS: Mapping[str, int | float] = MappingProxyType(
+# Ollama's DefaultOptions, the one place corral defines them (the engine's SamplingParams and
+# LoadSpec take their defaults from here). main_gpu, use_mmap, min_p and stop have no entry: unset.
+DEFAULTS: Mapping[str, int | float] = MappingProxyType(
     {
         "num_ctx": 0,
         "num_batch": 512,
@@ -151,7 +153,7 @@ _GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 def default_options() -> dict[str, OptionValue]:
     """A fresh copy of Ollama's default options (options without a default are absent)."""
-    return dict(_DEFAULTS)
+    return dict(DEFAULTS)
 
 
 def _go_list(values: Sequence[str]) -> str:

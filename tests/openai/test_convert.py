@@ -10,6 +10,14 @@ from typing import Any
 
 import pytest
 
+from corral.api.types import (
+    ChatMessageOut,
+    ChatResponse,
+    EmbedResponse,
+    GenerateResponse,
+    ListModel,
+    ModelDetails,
+)
 from corral.errors import BadRequest
 from corral.openai import convert, objects
 from corral.openai.protocol import (
@@ -283,15 +291,23 @@ def test_encoding_format(value: str | None, expected: str) -> None:
 
 
 def native_chat(
-    content: str = "", calls: list[dict[str, Any]] | None = None, done: str | None = None
-) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": content}
-    if calls:
-        msg["tool_calls"] = calls
-    chunk: dict[str, Any] = {"model": "m:1", "message": msg, "done": done is not None}
-    if done is not None:
-        chunk.update(done_reason=done, prompt_eval_count=5, eval_count=3)
-    return chunk
+    content: str = "",
+    calls: list[dict[str, Any]] | None = None,
+    done: str | None = None,
+    thinking: str | None = None,
+) -> ChatResponse:
+    msg = ChatMessageOut(content=content, tool_calls=calls, thinking=thinking)
+    if done is None:
+        return ChatResponse(model="m:1", created_at="t", message=msg)
+    return ChatResponse(
+        model="m:1",
+        created_at="t",
+        message=msg,
+        done=True,
+        done_reason=done,
+        prompt_eval_count=5,
+        eval_count=3,
+    )
 
 
 CALL = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}, "index": 0}}
@@ -389,8 +405,7 @@ def test_chat_stream_empty_answer_still_opens_with_role() -> None:
 
 def test_chat_stream_reasoning() -> None:
     conv = objects.ChatStream("r", 1)
-    chunk = native_chat("answer")
-    chunk["message"]["thinking"] = "hmm"
+    chunk = native_chat("answer", thinking="hmm")
     deltas = [c["choices"][0]["delta"] for c in conv.feed(chunk)]
     assert deltas == [
         {"role": "assistant", "content": ""},
@@ -399,11 +414,18 @@ def test_chat_stream_reasoning() -> None:
     ]
 
 
-def native_gen(text: str, done: str | None = None) -> dict[str, Any]:
-    chunk: dict[str, Any] = {"model": "m", "response": text, "done": done is not None}
-    if done:
-        chunk.update(done_reason=done, prompt_eval_count=2, eval_count=4)
-    return chunk
+def native_gen(text: str, done: str | None = None) -> GenerateResponse:
+    if not done:
+        return GenerateResponse(model="m", created_at="t", response=text)
+    return GenerateResponse(
+        model="m",
+        created_at="t",
+        response=text,
+        done=True,
+        done_reason=done,
+        prompt_eval_count=2,
+        eval_count=4,
+    )
 
 
 def test_text_completion() -> None:
@@ -443,7 +465,7 @@ def test_floats_to_base64_known_bytes() -> None:
 
 @pytest.mark.parametrize("encoding", ["float", "base64"])
 def test_embedding_list(encoding: str) -> None:
-    native = {"embeddings": [[0.5, 0.25], [1.0, 0.0]], "prompt_eval_count": 6}
+    native = EmbedResponse(model="e", embeddings=[[0.5, 0.25], [1.0, 0.0]], prompt_eval_count=6)
     obj = objects.embedding_list("e", native, encoding)
     assert obj["object"] == "list" and obj["model"] == "e"
     assert obj["usage"] == {"prompt_tokens": 6, "total_tokens": 6}
@@ -469,10 +491,21 @@ def test_owner(name: str, owner: str) -> None:
     assert objects.owner(name) == owner
 
 
+def listed(name: str, modified_at: str) -> ListModel:
+    return ListModel(
+        name=name,
+        model=name,
+        modified_at=modified_at,
+        size=1,
+        digest="d",
+        details=ModelDetails(),
+    )
+
+
 def test_model_list() -> None:
     entries = [
-        {"name": "a:latest", "model": "a:latest", "modified_at": "2024-05-01T10:00:00.5+02:00"},
-        {"name": "x/b:1", "model": "x/b:1", "modified_at": "1970-01-01T00:00:10Z"},
+        listed("a:latest", "2024-05-01T10:00:00.5+02:00"),
+        listed("x/b:1", "1970-01-01T00:00:10Z"),
     ]
     assert objects.model_list(entries) == {
         "object": "list",

@@ -12,10 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gguf
 import httpx
@@ -28,6 +27,8 @@ from langchain_ollama import ChatOllama
 from langchain_openai import ChatOpenAI
 
 from corral.engine.fake import DEFAULT_REPLY, Endless, Reply
+from tests.conditions import wait_for
+from tests.fakerunner import InProcessRunner
 from tests.openai.fakeserver import FakeServer
 from tests.serverproc import ServerProcess
 
@@ -171,21 +172,25 @@ def test_chat_max_tokens_stop_and_seed(oai: openai.OpenAI) -> None:
 
 
 def test_client_disconnect_cancels_generation(oai: openai.OpenAI, fake: FakeServer) -> None:
-    def steps() -> int:
-        return sum(m.runner.engine.steps for m in fake.services.scheduler.running())  # type: ignore[attr-defined]
-
+    """The runner pauses 50 steps into an endless answer; the client leaves after 10 events;
+    the server must then cancel the request (seen by the runner while it is paused), and the
+    request ends there instead of filling the context."""
     oai.chat.completions.create(model=CHAT, messages=ask("hi"), max_tokens=1)  # load
-    before = steps()
+    (loaded,) = fake.services.scheduler.running()
+    runner = cast(InProcessRunner, loaded.runner)
+    before, cancels = runner.engine.steps, runner.cancels
+    runner.pause_after = before + 50
     body = {"model": CHAT, "messages": ask("forever and ever"), "stream": True}
-    with httpx.stream("POST", fake.url + "/v1/chat/completions", json=body) as r:
-        events = [line for _, line in zip(range(10), r.iter_lines(), strict=False) if line]
-        assert all(e.startswith("data: {") for e in events)
-    runners = [m.runner for m in fake.services.scheduler.running()]
-    deadline = time.monotonic() + 10
-    while any(r.engine.has_work() for r in runners):  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, "generation went on after the client left"
-        time.sleep(0.05)
-    assert steps() - before < 2000  # the context (4096) would have been filled otherwise
+    try:
+        with httpx.stream("POST", fake.url + "/v1/chat/completions", json=body) as r:
+            events = [line for _, line in zip(range(10), r.iter_lines(), strict=False) if line]
+            assert all(e.startswith("data: {") for e in events)
+        wait_for(lambda: runner.cancels > cancels, "the server did not cancel the request")
+    finally:
+        runner.pause_after = None
+        fake.call(runner.gate.set)
+    wait_for(lambda: not runner.engine.has_work(), "generation went on after the client left")
+    assert runner.engine.steps - before <= 52
 
 
 def test_json_mode(oai: openai.OpenAI) -> None:

@@ -6,7 +6,7 @@ fields are ignored, as Ollama ignores them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,3 +118,112 @@ class EmbeddingsRequest(Wire):
     prompt: str = ""
     options: dict[str, Any] | None = None
     keep_alive: float | int | str | None = None
+
+
+# ---- responses ---------------------------------------------------------------------------------
+# Built by the server, never parsed from clients. Stream chunks leave out their unset (None)
+# fields, as Ollama's ``omitempty`` fields; listings keep every field (``families`` is null).
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    omit_none: ClassVar[bool] = True
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object sent to the client."""
+        return self.model_dump(mode="json", exclude_none=self.omit_none)
+
+    def wire_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=self.omit_none).encode()
+
+
+class DebugInfo(Out):
+    rendered_template: str
+    image_count: int
+
+
+class Metrics(Out):
+    """Ollama's statistics on the last chunk of a generation, in nanoseconds."""
+
+    done_reason: str | None = None
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+
+class GenerateResponse(Metrics):
+    model: str
+    created_at: str
+    response: str = ""
+    done: bool = False
+    context: list[int] | None = None
+    debug_info: DebugInfo | None = None
+
+
+class ChatMessageOut(Out):
+    role: str = "assistant"
+    content: str = ""
+    thinking: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class ChatResponse(Metrics):
+    model: str
+    created_at: str
+    message: ChatMessageOut = Field(default_factory=ChatMessageOut)
+    done: bool = False
+    debug_info: DebugInfo | None = None
+
+
+class EmbedResponse(Out):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+
+
+class EmbeddingResponse(Out):
+    embedding: list[float]
+
+
+class ModelDetails(Out):
+    parent_model: str = ""
+    format: str = ""
+    family: str = ""
+    families: list[str] | None = None
+    parameter_size: str = ""
+    quantization_level: str = ""
+
+
+class ListModel(Out):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: ModelDetails
+
+
+class ListResponse(Out):
+    omit_none: ClassVar[bool] = False
+    models: list[ListModel]
+
+
+class ProcessModel(Out):
+    name: str
+    model: str
+    size: int
+    digest: str
+    details: ModelDetails
+    expires_at: str
+    size_vram: int
+    context_length: int
+
+
+class ProcessResponse(Out):
+    omit_none: ClassVar[bool] = False
+    models: list[ProcessModel]

@@ -1,6 +1,11 @@
 """The server's side of a runner: start the process, send operations, route its events.
 
-Every request waiting on the runner gets an error, never a hang, when the process dies.
+Every request waiting on the runner gets an error, never a hang, when the process dies; a
+vocabulary or embedding call that the runner does not answer in time kills it (it is stuck). A
+start that is cancelled (nobody waits for the load any more) kills and reaps the process it
+began. A generation whose consumer leaves early is cancelled in the runner, and its slot is given
+back only when the runner reports the request finished, so the server never admits more
+generations than the runner has slots.
 """
 
 from __future__ import annotations
@@ -13,15 +18,25 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from typing import Any
 
-from corral.engine.protocol import HEADER, MAX_FRAME, ProtocolError, decode_body, encode
-from corral.engine.types import LoadSpec, SamplingParams
+from corral.engine.protocol import (
+    HEADER,
+    MAX_FRAME,
+    ProtocolError,
+    decode_body,
+    encode,
+    event_from_wire,
+)
+from corral.engine.types import DoneEvent, EngineEvent, HeldSlot, LoadSpec, SamplingParams
 from corral.errors import CorralError, InternalError
 
 log = logging.getLogger(__name__)
+
+VOCAB_TIMEOUT = 60.0  # tokenize/detokenize are answered beside the engine: never this slow
+CLOSE_TIMEOUT = 5.0
 
 
 class RunnerError(InternalError):
@@ -34,19 +49,30 @@ class RunnerLoadError(CorralError):
     status = 500
 
 
+class _Failed:
+    """What a stream receives when the runner dies under it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class RunnerProcess:
     """One runner process and the requests in flight on it."""
 
-    def __init__(self, spec: LoadSpec, engine: str = "llamacpp") -> None:
+    def __init__(
+        self, spec: LoadSpec, engine: str = "llamacpp", *, call_timeout: float = 300.0
+    ) -> None:
         self.spec = spec
         self.engine = engine
+        self.call_timeout = call_timeout
         self.proc: asyncio.subprocess.Process | None = None
         self.info: dict[str, Any] = {}
         self.n_ctx = spec.n_ctx
         self.pid = 0
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._streams: dict[int, asyncio.Queue[EngineEvent | _Failed]] = {}
+        self._zombies: dict[int, Callable[[], None]] = {}  # cancelled, not yet done in the runner
         self._reader: asyncio.Task[None] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
         self._dead: str | None = None
@@ -58,6 +84,7 @@ class RunnerProcess:
         return self._dead is None and self.proc is not None and self.proc.returncode is None
 
     async def start(self, timeout: float) -> None:
+        """Start the process and wait for its model to load. Cancelled, it kills the process."""
         t0 = time.perf_counter_ns()
         env = {**os.environ, "GGML_NO_BACKTRACE": "1"}
         self.proc = await asyncio.create_subprocess_exec(
@@ -73,20 +100,43 @@ class RunnerProcess:
             limit=MAX_FRAME,
         )
         self.pid = self.proc.pid
-        self._stderr_task = asyncio.create_task(self._pump_stderr())
         try:
-            first = await asyncio.wait_for(self._read(), timeout)
-        except (TimeoutError, ProtocolError, asyncio.IncompleteReadError) as e:
-            await self.close()
-            detail = self._stderr_summary() or str(e) or "timed out"
-            raise RunnerLoadError(f"llama runner process has terminated: {detail}") from e
-        if first.get("ev") != "ready":
-            await self.close()
-            raise RunnerLoadError(f"error loading model: {first.get('error', 'unknown error')}")
+            self._stderr_task = asyncio.create_task(self._pump_stderr())
+            try:
+                first = await asyncio.wait_for(self._read(), timeout)
+            except (TimeoutError, ProtocolError, asyncio.IncompleteReadError) as e:
+                await self._kill()
+                detail = self._stderr_summary() or str(e) or "timed out"
+                raise RunnerLoadError(f"llama runner process has terminated: {detail}") from e
+            if first.get("ev") != "ready":
+                await self._kill()
+                raise RunnerLoadError(f"error loading model: {first.get('error', 'unknown error')}")
+        except BaseException:
+            await self._kill()
+            raise
         self.info = first.get("info", {})
         self.n_ctx = int(first.get("n_ctx", self.spec.n_ctx))
         self.load_duration_ns = time.perf_counter_ns() - t0
         self._reader = asyncio.create_task(self._read_loop())
+
+    async def _kill(self) -> None:
+        """Kill and reap the process now (a failed or abandoned start, a stuck runner)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        await self._stop_tasks()
+        if self._dead is None:
+            self._dead = "runner stopped"
+
+    async def _stop_tasks(self) -> None:
+        current = asyncio.current_task()
+        for task in (self._reader, self._stderr_task):
+            if task is not None and task is not current:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def _pump_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -111,25 +161,34 @@ class RunnerProcess:
         reason = "runner closed its output"
         try:
             while True:
-                msg = await self._read()
-                rid = msg.get("id", 0)
-                kind = msg.get("ev")
-                if kind in ("token", "done") or (kind == "error" and rid in self._streams):
-                    q = self._streams.get(rid)
-                    if q is not None:
-                        q.put_nowait(msg)
-                elif kind in ("result", "error"):
-                    fut = self._waiters.pop(rid, None)
-                    if fut is not None and not fut.done():
-                        if kind == "result":
-                            fut.set_result(msg.get("value"))
-                        else:
-                            fut.set_exception(RunnerError(str(msg.get("error"))))
+                self._route(await self._read())
         except (asyncio.IncompleteReadError, ProtocolError, ConnectionError) as e:
             reason = str(e) or reason
         except asyncio.CancelledError:
             reason = "runner stopped"
         await self._fail_all(reason)
+
+    def _route(self, msg: dict[str, Any]) -> None:
+        rid = msg.get("id", 0)
+        kind = msg.get("ev")
+        if kind in ("token", "done"):
+            ev = event_from_wire(msg)
+            q = self._streams.get(rid)
+            if q is not None:
+                q.put_nowait(ev)
+            elif isinstance(ev, DoneEvent) and (release := self._zombies.pop(rid, None)):
+                release()
+        elif kind == "error" and rid in self._streams:
+            self._streams[rid].put_nowait(_Failed(str(msg.get("error"))))
+        elif kind == "error" and rid in self._zombies:
+            self._zombies.pop(rid)()
+        elif kind in ("result", "error"):
+            fut = self._waiters.pop(rid, None)
+            if fut is not None and not fut.done():
+                if kind == "result":
+                    fut.set_result(msg.get("value"))
+                else:
+                    fut.set_exception(RunnerError(str(msg.get("error"))))
 
     async def _fail_all(self, reason: str) -> None:
         if self.proc is not None:
@@ -148,34 +207,44 @@ class RunnerProcess:
                 fut.set_exception(RunnerError(self._dead))
         self._waiters.clear()
         for q in self._streams.values():
-            q.put_nowait({"ev": "error", "error": self._dead})
+            q.put_nowait(_Failed(self._dead))
+        zombies, self._zombies = self._zombies, {}
+        for release in zombies.values():
+            release()
 
     def _send(self, msg: dict[str, Any]) -> None:
         if not self.alive or self.proc is None or self.proc.stdin is None:
             raise RunnerError(self._dead or "llama runner process is not running")
         self.proc.stdin.write(encode(msg))
 
-    async def call(self, op: str, **args: Any) -> Any:
+    async def call(self, op: str, timeout: float, **args: Any) -> Any:
         rid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
         try:
             self._send({"op": op, "id": rid, **args})
-        except RunnerError:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            log.error(
+                "runner %d did not answer %s within %.0f s; stopping it", self.pid, op, timeout
+            )
+            await self._kill()
+            raise RunnerError(f"llama runner did not answer {op} in time") from None
+        finally:
             self._waiters.pop(rid, None)
-            raise
-        return await fut
 
     async def tokenize(self, text: str, add_special: bool = True) -> list[int]:
-        tokens: list[int] = await self.call("tokenize", text=text, add_special=add_special)
+        tokens: list[int] = await self.call(
+            "tokenize", VOCAB_TIMEOUT, text=text, add_special=add_special
+        )
         return tokens
 
     async def detokenize(self, tokens: list[int]) -> str:
-        text: str = await self.call("detokenize", tokens=tokens)
+        text: str = await self.call("detokenize", VOCAB_TIMEOUT, tokens=tokens)
         return text
 
     async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
-        vectors: list[list[float]] = await self.call("embed", inputs=inputs)
+        vectors: list[list[float]] = await self.call("embed", self.call_timeout, inputs=inputs)
         return vectors
 
     def expect(self) -> None:
@@ -189,12 +258,17 @@ class RunnerProcess:
             self._send({"op": "unexpect"})
 
     async def generate(
-        self, prompt_tokens: list[int], sampling: SamplingParams, *, expected: bool = False
-    ) -> AsyncIterator[dict[str, Any]]:
+        self,
+        prompt_tokens: list[int],
+        sampling: SamplingParams,
+        *,
+        expected: bool = False,
+        slot: HeldSlot | None = None,
+    ) -> AsyncGenerator[EngineEvent, None]:
         """Yield the runner's token events then one done event; cancel on early exit.
         ``expected``: this request was announced with :meth:`expect`."""
         rid = next(self._ids)
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        q: asyncio.Queue[EngineEvent | _Failed] = asyncio.Queue()
         self._streams[rid] = q
         finished = False
         try:
@@ -208,20 +282,22 @@ class RunnerProcess:
                 }
             )
             while True:
-                msg = await q.get()
-                if msg.get("ev") == "error":
+                ev = await q.get()
+                if isinstance(ev, _Failed):
                     finished = True
-                    raise RunnerError(str(msg.get("error")))
-                if msg.get("ev") == "done":
+                    raise RunnerError(ev.reason)
+                if isinstance(ev, DoneEvent):
                     finished = True
-                    yield msg
+                    yield ev
                     return
-                yield msg
+                yield ev
         finally:
             self._streams.pop(rid, None)
             if not finished and self.alive:
                 with contextlib.suppress(RunnerError):
                     self._send({"op": "cancel", "id": rid})
+                if slot is not None:
+                    self._zombies[rid] = slot.defer()
 
     def cancel(self, request_id: int) -> None:
         """Ask the runner to stop a generation; its done event still arrives."""
@@ -238,17 +314,10 @@ class RunnerProcess:
                     proc.stdin.write(encode({"op": "shutdown"}))
                     proc.stdin.close()
             try:
-                await asyncio.wait_for(proc.wait(), 5)
+                await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
-        if self._stderr_task is not None:
-            self._stderr_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._stderr_task
+        await self._stop_tasks()
         if self._dead is None:
             self._dead = "runner stopped"

@@ -11,6 +11,8 @@ import json
 import struct
 from typing import Any, BinaryIO
 
+from corral.engine.types import DoneEvent, EngineEvent, TokenEvent
+
 HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
 
@@ -61,3 +63,46 @@ def piece_to_wire(piece: bytes) -> str:
 
 def piece_from_wire(text: str) -> bytes:
     return text.encode("latin-1")
+
+
+def event_to_wire(ev: EngineEvent) -> dict[str, Any]:
+    """An engine event as the runner sends it."""
+    if isinstance(ev, TokenEvent):
+        return {
+            "ev": "token",
+            "id": ev.request_id,
+            "token": ev.token,
+            "piece": piece_to_wire(ev.piece),
+        }
+    return {
+        "ev": "done",
+        "id": ev.request_id,
+        "reason": ev.reason,
+        "prompt_eval_count": ev.prompt_eval_count,
+        "prompt_eval_duration": ev.prompt_eval_duration_ns,
+        "eval_count": ev.eval_count,
+        "eval_duration": ev.eval_duration_ns,
+        "cached_tokens": ev.cached_tokens,
+        "error": ev.error,
+    }
+
+
+def event_from_wire(msg: dict[str, Any]) -> EngineEvent:
+    """A ``token`` or ``done`` frame as the typed event the engine produced."""
+    try:
+        rid = int(msg["id"])
+        if msg["ev"] == "token":
+            return TokenEvent(rid, int(msg["token"]), piece_from_wire(str(msg["piece"])))
+        error = msg.get("error")
+        return DoneEvent(
+            request_id=rid,
+            reason=str(msg["reason"]),
+            prompt_eval_count=int(msg.get("prompt_eval_count") or 0),
+            prompt_eval_duration_ns=int(msg.get("prompt_eval_duration") or 0),
+            eval_count=int(msg.get("eval_count") or 0),
+            eval_duration_ns=int(msg.get("eval_duration") or 0),
+            cached_tokens=int(msg.get("cached_tokens") or 0),
+            error=None if error is None else str(error),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ProtocolError(f"bad event frame: {e}") from e

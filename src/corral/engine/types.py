@@ -6,8 +6,11 @@ The runner turns these into JSON frames (see :mod:`corral.engine.protocol`); the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from corral.options import DEFAULTS
 
 
 class EngineLoadError(Exception):
@@ -20,10 +23,10 @@ class LoadSpec:
 
     model_path: str
     n_ctx: int = 4096
-    n_batch: int = 512
-    n_threads: int = 0  # 0 = choose from the CPU count
+    n_batch: int = int(DEFAULTS["num_batch"])
+    n_threads: int = int(DEFAULTS["num_thread"])  # 0 = choose from the CPU count
     n_parallel: int = 4
-    n_gpu_layers: int = -1
+    n_gpu_layers: int = int(DEFAULTS["num_gpu"])
     main_gpu: int = 0
     use_mmap: bool = True
     use_mlock: bool = False
@@ -36,23 +39,23 @@ class LoadSpec:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Per-request sampling, with Ollama's defaults already applied by the server."""
+    """Per-request sampling; the defaults are Ollama's (:data:`corral.options.DEFAULTS`)."""
 
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.9
+    temperature: float = float(DEFAULTS["temperature"])
+    top_k: int = int(DEFAULTS["top_k"])
+    top_p: float = float(DEFAULTS["top_p"])
     min_p: float = 0.0
-    typical_p: float = 1.0
-    repeat_penalty: float = 1.0
-    repeat_last_n: int = 64
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    mirostat: int = 0
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
-    seed: int = -1  # -1: the engine draws a random seed
-    num_predict: int = -1  # -1: until a stop or the context is full (with shifting)
-    num_keep: int = 4
+    typical_p: float = float(DEFAULTS["typical_p"])
+    repeat_penalty: float = float(DEFAULTS["repeat_penalty"])
+    repeat_last_n: int = int(DEFAULTS["repeat_last_n"])
+    presence_penalty: float = float(DEFAULTS["presence_penalty"])
+    frequency_penalty: float = float(DEFAULTS["frequency_penalty"])
+    mirostat: int = int(DEFAULTS["mirostat"])
+    mirostat_tau: float = float(DEFAULTS["mirostat_tau"])
+    mirostat_eta: float = float(DEFAULTS["mirostat_eta"])
+    seed: int = int(DEFAULTS["seed"])  # -1: the engine draws a random seed
+    num_predict: int = int(DEFAULTS["num_predict"])  # -1: until a stop or a full context
+    num_keep: int = int(DEFAULTS["num_keep"])
     grammar: str | None = None  # GBNF, already converted from format json / a JSON schema
 
 
@@ -90,6 +93,14 @@ class DoneEvent:
 
 
 EngineEvent = TokenEvent | DoneEvent
+
+
+class HeldSlot(Protocol):
+    """A request's generation slot, as the server's scheduler hands it to a runner."""
+
+    def defer(self) -> Callable[[], None]:
+        """Take over the slot's release: the returned function gives it back (once)."""
+        ...
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -31,10 +31,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from corral.api.types import (
+    ChatResponse,
+    EmbedResponse,
+    GenerateResponse,
+    ListModel,
+    Metrics,
+)
 from corral.errors import InvalidModelName
 from corral.names import parse_name
 
-Chunk = dict[str, Any]
+Chunk = dict[str, Any]  # an OpenAI object
 FINGERPRINT = "fp_ollama"
 _ID_CHARS = string.ascii_lowercase + string.digits
 
@@ -75,9 +82,9 @@ def error_body(
 # ---- answers -------------------------------------------------------------------------------------
 
 
-def usage(final: Chunk) -> dict[str, int]:
-    prompt = int(final.get("prompt_eval_count") or 0)
-    completion = int(final.get("eval_count") or 0)
+def usage(final: Metrics) -> dict[str, int]:
+    prompt = final.prompt_eval_count or 0
+    completion = final.eval_count or 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -129,28 +136,32 @@ def _envelope(kind: str, rid: str, created: int, model: str) -> dict[str, Any]:
 
 
 def chat_completion(
-    chunks: Sequence[Chunk], *, rid: str, created: int, new_id: Callable[[], str] = tool_call_id
+    chunks: Sequence[ChatResponse],
+    *,
+    rid: str,
+    created: int,
+    new_id: Callable[[], str] = tool_call_id,
 ) -> dict[str, Any]:
     """The ``chat.completion`` object of a whole native chat stream (its last chunk is done)."""
     final = chunks[-1]
-    msgs = [c.get("message") or {} for c in chunks]
-    calls = tool_calls_out([t for m in msgs for t in m.get("tool_calls") or []], new_id)
+    msgs = [c.message for c in chunks]
+    calls = tool_calls_out([t for m in msgs for t in m.tool_calls or []], new_id)
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": "".join(str(m.get("content") or "") for m in msgs),
+        "content": "".join(m.content for m in msgs),
     }
-    thinking = "".join(str(m.get("thinking") or "") for m in msgs)
+    thinking = "".join(m.thinking or "" for m in msgs)
     if thinking:
         message["reasoning"] = thinking
     if calls:
         message["tool_calls"] = calls
     return {
-        **_envelope("chat.completion", rid, created, str(final.get("model", ""))),
+        **_envelope("chat.completion", rid, created, final.model),
         "choices": [
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": finish_reason(final.get("done_reason"), bool(calls)),
+                "finish_reason": finish_reason(final.done_reason, bool(calls)),
                 "logprobs": None,
             }
         ],
@@ -180,12 +191,12 @@ class ChatStream:
             "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}],
         }
 
-    def feed(self, native: Chunk) -> list[Chunk]:
-        model = str(native.get("model", ""))
-        msg = native.get("message") or {}
-        content = str(msg.get("content") or "")
-        thinking = str(msg.get("thinking") or "")
-        calls = list(msg.get("tool_calls") or [])
+    def feed(self, native: ChatResponse) -> list[Chunk]:
+        model = native.model
+        msg = native.message
+        content = msg.content
+        thinking = msg.thinking or ""
+        calls = list(msg.tool_calls or [])
         out: list[Chunk] = []
         if not self._started:
             self._started = True
@@ -198,8 +209,8 @@ class ChatStream:
                 delta["tool_calls"] = tool_calls_out(calls, self.new_id, self._tool_calls)
                 self._tool_calls += len(calls)
             out.append(self._chunk(model, delta, None))
-        if native.get("done"):
-            reason = finish_reason(native.get("done_reason"), self._tool_calls > 0)
+        if native.done:
+            reason = finish_reason(native.done_reason, self._tool_calls > 0)
             out.append(self._chunk(model, {}, reason))
             if self.include_usage:
                 out.append(
@@ -213,7 +224,7 @@ class ChatStream:
 
 
 def text_completion(
-    results: Sequence[Sequence[Chunk]],
+    results: Sequence[Sequence[GenerateResponse]],
     *,
     rid: str,
     created: int,
@@ -222,18 +233,18 @@ def text_completion(
     """The ``text_completion`` object: one choice per prompt's native generate stream."""
     choices = []
     for i, chunks in enumerate(results):
-        text = "".join(str(c.get("response") or "") for c in chunks)
+        text = "".join(c.response for c in chunks)
         if echo_prompts is not None:
             text = echo_prompts[i] + text
         choices.append(
             {
                 "text": text,
                 "index": i,
-                "finish_reason": finish_reason(chunks[-1].get("done_reason"), False),
+                "finish_reason": finish_reason(chunks[-1].done_reason, False),
                 "logprobs": None,
             }
         )
-    model = str(results[0][-1].get("model", "")) if results else ""
+    model = results[0][-1].model if results else ""
     return {
         **_envelope("text_completion", rid, created, model),
         "choices": choices,
@@ -242,15 +253,15 @@ def text_completion(
 
 
 def completion_chunk(
-    native: Chunk, index: int, *, rid: str, created: int, prefix: str = ""
+    native: GenerateResponse, index: int, *, rid: str, created: int, prefix: str = ""
 ) -> Chunk:
     """One streamed ``text_completion`` chunk for a native generate chunk of prompt ``index``."""
-    reason = finish_reason(native.get("done_reason"), False) if native.get("done") else None
+    reason = finish_reason(native.done_reason, False) if native.done else None
     return {
-        **_envelope("text_completion", rid, created, str(native.get("model", ""))),
+        **_envelope("text_completion", rid, created, native.model),
         "choices": [
             {
-                "text": prefix + str(native.get("response") or ""),
+                "text": prefix + native.response,
                 "index": index,
                 "finish_reason": reason,
                 "logprobs": None,
@@ -259,7 +270,9 @@ def completion_chunk(
     }
 
 
-def completion_usage_chunk(finals: Sequence[Chunk], *, rid: str, created: int, model: str) -> Chunk:
+def completion_usage_chunk(
+    finals: Sequence[GenerateResponse], *, rid: str, created: int, model: str
+) -> Chunk:
     return {
         **_envelope("text_completion", rid, created, model),
         "choices": [],
@@ -272,13 +285,13 @@ def floats_to_base64(values: Sequence[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
 
 
-def embedding_list(model: str, native: dict[str, Any], encoding: str) -> dict[str, Any]:
+def embedding_list(model: str, native: EmbedResponse, encoding: str) -> dict[str, Any]:
     """OpenAI's embedding list for a native ``/api/embed`` response."""
     data = []
-    for i, vector in enumerate(native.get("embeddings") or []):
+    for i, vector in enumerate(native.embeddings):
         value: Any = floats_to_base64(vector) if encoding == "base64" else list(vector)
         data.append({"object": "embedding", "embedding": value, "index": i})
-    tokens = int(native.get("prompt_eval_count") or 0)
+    tokens = native.prompt_eval_count or 0
     return {
         "object": "list",
         "data": data,
@@ -307,10 +320,9 @@ def model_object(model: str, created: int) -> dict[str, Any]:
     return {"id": model, "object": "model", "created": created, "owned_by": owner(model)}
 
 
-def model_list(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def model_list(entries: Sequence[ListModel]) -> dict[str, Any]:
     """``GET /v1/models`` from the ``/api/tags`` entries."""
     data = []
     for e in entries:
-        name = str(e.get("model") or e.get("name") or "")
-        data.append(model_object(name, unix_time(str(e.get("modified_at") or ""))))
+        data.append(model_object(e.model or e.name, unix_time(e.modified_at)))
     return {"object": "list", "data": data}

@@ -4,58 +4,50 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import re
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.config import Settings
 from corral.engine.process import RunnerProcess
 from corral.engine.types import LoadSpec
 from corral.errors import CorralError
-from corral.inference import Inference
 from corral.scheduler import Runner, RunnerFactory, Scheduler
+from corral.server.disconnect import DisconnectMiddleware
+from corral.service import Service
 from corral.store import Store
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
-    """What the route handlers use; tests build their own (e.g. with the fake engine)."""
-
-    settings: Settings
-    store: Store
-    scheduler: Scheduler
-    inference: Inference
-
-
 def runner_factory(settings: Settings, engine: str) -> RunnerFactory:
     async def start(spec: LoadSpec) -> Runner:
-        runner = RunnerProcess(spec, engine=engine)
+        runner = RunnerProcess(spec, engine=engine, call_timeout=settings.load_timeout)
         await runner.start(timeout=settings.load_timeout)
         return runner
 
     return start
 
 
-def default_services(settings: Settings) -> Services:
+def default_service(settings: Settings) -> Service:
     store = Store(settings.models)
     engine = os.environ.get("CORRAL_ENGINE", "llamacpp")
     scheduler = Scheduler(settings, runner_factory(settings, engine))
-    return Services(settings, store, scheduler, Inference(settings, store, scheduler))
+    return Service.build(settings, store, scheduler)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    svc = services or default_services(settings)
+def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
+    svc = service or default_service(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(inference_routes.router)
     app.include_router(openai_routes.router)
 
+    app.add_middleware(DisconnectMiddleware)  # innermost: it sees the route's own receive
     install_api_key(app, settings)  # inside CORS: preflights pass, 401s get CORS headers
     app.add_middleware(
         CORSMiddleware,
@@ -137,14 +130,32 @@ def _install_host_check(app: FastAPI, settings: Settings) -> None:
     if not loopback_only:
         return
 
-    @app.middleware("http")
-    async def host_check(request: Request, call_next):  # type: ignore[no-untyped-def]
-        host = request.headers.get("host", "")
-        if not allowed_host(host):
-            return JSONResponse({"error": "forbidden"}, status_code=403)
-        return await call_next(request)
+    app.add_middleware(HostCheckMiddleware)
 
-    del host_check
+
+class HostCheckMiddleware:
+    """Pure ASGI: answers 403 to a foreign ``Host`` header, passes everything else through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = ""
+            for name, value in scope.get("headers", []):
+                if name == b"host":
+                    host = value.decode("latin-1")
+                    break
+            if not allowed_host(host):
+                body = json.dumps({"error": "forbidden"}).encode()
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({"type": "http.response.start", "status": 403, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 def allowed_host(header: str) -> bool:

@@ -1,4 +1,4 @@
-"""NDJSON progress responses fed from worker threads.
+"""NDJSON responses: progress fed from worker threads, and streams of typed chunks.
 
 A worker calls ``emit`` with each progress object; the client sees them as NDJSON lines. An error
 after the stream has started becomes the last line ``{"error": ...}``. With ``stream: false``
@@ -12,11 +12,12 @@ import json
 import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from corral.errors import CorralError
+from corral.api.types import Out
+from corral.errors import CorralError, InternalError
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +82,31 @@ async def progress_response(work: Work, stream: bool) -> Response:
     return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
-Aggregate = Callable[[list[dict[str, Any]]], dict[str, Any]]
+C = TypeVar("C", bound=Out)
+
+
+def json_response(obj: Out, status_code: int = 200) -> Response:
+    return Response(obj.wire_bytes(), status_code=status_code, media_type="application/json")
+
+
+async def first_chunk(chunks: AsyncGenerator[C, None]) -> C:
+    """The first chunk of a stream: an error found while preparing (unknown model, bad option,
+    a full queue...) is raised here, before any byte is sent, to be answered with its status."""
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        raise InternalError("no response") from None
+    except BaseException:
+        await chunks.aclose()
+        raise
 
 
 async def stream_response(
-    chunks: AsyncGenerator[dict[str, Any], None], stream: bool, aggregate: Aggregate
+    chunks: AsyncGenerator[C, None], stream: bool, merge: Callable[[list[C]], C]
 ) -> Response:
-    """NDJSON of ``chunks``, or one aggregated object when ``stream`` is false.
-
-    The first chunk is awaited before answering, so an error found while preparing (unknown
-    model, bad option, ...) is answered with its own status code; a later one ends the stream
-    as ``{"error": ...}``.
-    """
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        return JSONResponse({"error": "no response"}, status_code=500)
+    """NDJSON of ``chunks``, or the one merged object when ``stream`` is false; an error after
+    the first chunk ends the stream as ``{"error": ...}`` (or is the answer, unstreamed)."""
+    first = await first_chunk(chunks)
     if not stream:
         items = [first]
         try:
@@ -104,13 +114,13 @@ async def stream_response(
                 items.append(item)
         finally:
             await chunks.aclose()
-        return JSONResponse(aggregate(items))
+        return json_response(merge(items))
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield ndjson_line(first)
+            yield first.wire_bytes() + b"\n"
             async for item in chunks:
-                yield ndjson_line(item)
+                yield item.wire_bytes() + b"\n"
         except CorralError as e:
             yield ndjson_line({"error": e.message})
         except Exception as e:

@@ -10,15 +10,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 import corral
-from corral import catalog
 from corral.api.types import CopyRequest, CreateRequest, ModelRequest
 from corral.create.builder import build_model
 from corral.create.spec import spec_from_request
 from corral.errors import BadRequest, ModelNotFound, NotFound
-from corral.names import parse_digest, parse_name
-from corral.server.app import Services
+from corral.names import ModelName, parse_digest, parse_name
 from corral.server.body import parse_json
-from corral.server.streaming import Emit, progress_response
+from corral.server.streaming import Emit, json_response, progress_response
+from corral.service import Service, catalog
+from corral.store import Store
 from corral.store.blobs import BlobWriter
 from corral.store.manifests import Manifest
 
@@ -27,8 +27,8 @@ router = APIRouter()
 UPLOAD_BUFFER = 4 << 20
 
 
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
+def services(request: Request) -> Service:
+    svc: Service = request.app.state.services
     return svc
 
 
@@ -43,22 +43,15 @@ async def version() -> dict[str, str]:
 
 
 @router.get("/api/tags")
-async def tags(request: Request) -> dict[str, Any]:
-    return {"models": catalog.list_models(services(request).store)}
+async def tags(request: Request) -> Response:
+    return json_response(await catalog.tags(services(request)))
 
 
 @router.post("/api/show")
 async def show(request: Request) -> dict[str, Any]:
     req = await parse_json(request, ModelRequest)
     raw = req.model or req.name or ""
-    if not raw:
-        raise BadRequest("model is required")
-    try:
-        return catalog.show_model(
-            services(request).store, parse_name(raw), verbose=bool(req.verbose)
-        )
-    except ModelNotFound as e:
-        raise ModelNotFound(raw) from e
+    return await catalog.show(services(request), raw, verbose=bool(req.verbose))
 
 
 @router.post("/api/copy")
@@ -74,11 +67,15 @@ async def copy(request: Request) -> Response:
     except BadRequest as e:
         raise BadRequest(f'destination "{req.destination}" is invalid') from e
     try:
-        entry = store.read(src)
+        await asyncio.to_thread(_copy, store, src, dst)
     except ModelNotFound as e:
         raise NotFound(f'model "{req.source}" not found') from e
-    store.write(dst, Manifest.from_bytes(entry.manifest.to_bytes()))
     return Response(status_code=200)
+
+
+def _copy(store: Store, src: ModelName, dst: ModelName) -> None:
+    entry = store.read(src)
+    store.write(dst, Manifest.from_bytes(entry.manifest.to_bytes()))
 
 
 @router.delete("/api/delete")
@@ -91,7 +88,7 @@ async def delete(request: Request) -> Response:
         raise BadRequest(f'name "{raw}" is invalid') from e
     svc = services(request)
     try:
-        svc.store.delete(name, prune=not svc.settings.noprune)
+        await asyncio.to_thread(svc.store.delete, name, prune=not svc.settings.noprune)
     except ModelNotFound as e:
         raise ModelNotFound(raw) from e
     return Response(status_code=200)
@@ -101,19 +98,19 @@ async def delete(request: Request) -> Response:
 async def create(request: Request) -> Response:
     req = await parse_json(request, CreateRequest)
     svc = services(request)
-    spec = spec_from_request(req, svc.store)
+    spec = await asyncio.to_thread(spec_from_request, req, svc.store)
     work = partial(_build, spec=spec, svc=svc)
     return await progress_response(work, stream=req.stream is not False)
 
 
-def _build(emit: Emit, *, spec: Any, svc: Services) -> None:
+def _build(emit: Emit, *, spec: Any, svc: Service) -> None:
     build_model(spec, svc.store, emit, prune=not svc.settings.noprune)
 
 
 @router.head("/api/blobs/{digest}")
 async def head_blob(digest: str, request: Request) -> Response:
     store = services(request).store
-    if not store.has_blob(parse_digest(digest)):
+    if not await asyncio.to_thread(store.has_blob, parse_digest(digest)):
         return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
     return Response(status_code=200)
 
@@ -122,7 +119,7 @@ async def head_blob(digest: str, request: Request) -> Response:
 async def create_blob(digest: str, request: Request) -> Response:
     store = services(request).store
     expected = parse_digest(digest)
-    if store.has_blob(expected):
+    if await asyncio.to_thread(store.has_blob, expected):
         return Response(status_code=200)
     writer: BlobWriter = await asyncio.to_thread(store.blob_writer)
     try:

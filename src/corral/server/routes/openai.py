@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from corral import completion
-from corral.api.types import ChatRequest, EmbedRequest, GenerateRequest
-from corral.catalog import list_models
-from corral.errors import CorralError, InternalError, ModelNotFound
-from corral.inference import Inference
-from corral.models import load_model
+from corral.api.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbedRequest,
+    GenerateRequest,
+    GenerateResponse,
+)
+from corral.errors import CorralError, ModelNotFound
 from corral.names import parse_name
 from corral.openai import convert, objects
 from corral.openai.protocol import (
@@ -33,21 +35,26 @@ from corral.openai.protocol import (
     OpenAIWire,
 )
 from corral.server.body import decode_json, read_body, validate
+from corral.server.streaming import first_chunk
+from corral.service import Service, catalog
+from corral.service.chat import chat
+from corral.service.embed import embed
+from corral.service.generate import generate
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-Chunk = dict[str, Any]
-Chunks = AsyncGenerator[Chunk, None]
+Chunks = AsyncGenerator[GenerateResponse, None]
 W = TypeVar("W", bound=OpenAIWire)
+C = TypeVar("C", ChatResponse, GenerateResponse)
 
 DONE = b"data: [DONE]\n\n"
 
 
-def _inference(request: Request) -> Inference:
-    inf: Inference = request.app.state.services.inference
-    return inf
+def _service(request: Request) -> Service:
+    svc: Service = request.app.state.services
+    return svc
 
 
 def openai_error(status: int, message: str) -> JSONResponse:
@@ -76,18 +83,7 @@ async def _parse(request: Request, model: type[W]) -> W:
     return req
 
 
-async def _first(chunks: Chunks) -> Chunk:
-    """The first native chunk: bad input is raised here, before any byte is sent."""
-    try:
-        return await anext(chunks)
-    except StopAsyncIteration:
-        raise InternalError("no response") from None
-    except BaseException:
-        await chunks.aclose()
-        raise
-
-
-async def _rest(first: Chunk, chunks: Chunks) -> list[Chunk]:
+async def _rest(first: C, chunks: AsyncGenerator[C, None]) -> list[C]:
     try:
         return [first] + [c async for c in chunks]
     finally:
@@ -123,8 +119,8 @@ async def chat_completions(request: Request) -> Response:
     async def work() -> Response:
         req = await _parse(request, ChatCompletionRequest)
         native = validate(ChatRequest, convert.chat_request(req))
-        chunks = completion.chat(_inference(request), native)
-        first = await _first(chunks)
+        chunks = chat(_service(request), native)
+        first = await first_chunk(chunks)
         rid, created = objects.random_id("chatcmpl-"), int(time.time())
         if not req.stream:
             items = await _rest(first, chunks)
@@ -151,13 +147,13 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _open_all(
-    inf: Inference, natives: Sequence[GenerateRequest]
-) -> list[tuple[Chunk, Chunks]]:
-    opened: list[tuple[Chunk, Chunks]] = []
+    svc: Service, natives: Sequence[GenerateRequest]
+) -> list[tuple[GenerateResponse, Chunks]]:
+    opened: list[tuple[GenerateResponse, Chunks]] = []
     try:
         for native in natives:
-            chunks = completion.generate(inf, native)
-            opened.append((await _first(chunks), chunks))
+            chunks = generate(svc, native)
+            opened.append((await first_chunk(chunks), chunks))
     except BaseException:
         for _, chunks in opened:
             await chunks.aclose()
@@ -165,11 +161,13 @@ async def _open_all(
     return opened
 
 
-async def _merge(opened: Sequence[tuple[Chunk, Chunks]]) -> AsyncIterator[tuple[int, Chunk]]:
+async def _merge(
+    opened: Sequence[tuple[GenerateResponse, Chunks]],
+) -> AsyncIterator[tuple[int, GenerateResponse]]:
     """The chunks of several native streams as they come, tagged with their stream's index."""
-    queue: asyncio.Queue[tuple[int, Chunk] | BaseException | None] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, GenerateResponse] | BaseException | None] = asyncio.Queue()
 
-    async def pump(i: int, first: Chunk, chunks: Chunks) -> None:
+    async def pump(i: int, first: GenerateResponse, chunks: Chunks) -> None:
         try:
             await queue.put((i, first))
             async for c in chunks:
@@ -203,7 +201,7 @@ async def completions(request: Request) -> Response:
         req = await _parse(request, CompletionRequest)
         prompts = convert.prompts(req)
         natives = [validate(GenerateRequest, convert.completion_request(req, p)) for p in prompts]
-        opened = await _open_all(_inference(request), natives)
+        opened = await _open_all(_service(request), natives)
         rid, created = objects.random_id("cmpl-"), int(time.time())
         echo = prompts if req.echo else None
         if not req.stream:
@@ -220,21 +218,21 @@ async def completions(request: Request) -> Response:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         async def events() -> AsyncGenerator[bytes, None]:
-            finals: dict[int, Chunk] = {}
+            finals: dict[int, GenerateResponse] = {}
             echoed: set[int] = set()
             async for i, native in _merge(opened):
                 prefix = ""
                 if echo is not None and i not in echoed:
                     prefix = echo[i]
                     echoed.add(i)
-                if native.get("done"):
+                if native.done:
                     finals[i] = native
                 yield sse(
                     objects.completion_chunk(native, i, rid=rid, created=created, prefix=prefix)
                 )
             if include_usage:
                 ordered = [finals[i] for i in sorted(finals)]
-                model = str(ordered[0].get("model", "")) if ordered else req.model
+                model = ordered[0].model if ordered else req.model
                 yield sse(
                     objects.completion_usage_chunk(ordered, rid=rid, created=created, model=model)
                 )
@@ -250,12 +248,10 @@ async def completions(request: Request) -> Response:
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
     async def work() -> Response:
-        from corral.embed import embed  # the native /api/embed flow
-
         req = await _parse(request, EmbeddingRequest)
         encoding = convert.encoding_format(req)
         native = validate(EmbedRequest, convert.embed_request(req))
-        resp = await embed(_inference(request), native)
+        resp = await embed(_service(request), native)
         return JSONResponse(objects.embedding_list(req.model, resp, encoding))
 
     return await _answer(work)
@@ -267,9 +263,8 @@ async def embeddings(request: Request) -> Response:
 @router.get("/v1/models")
 async def models(request: Request) -> Response:
     async def work() -> Response:
-        store = request.app.state.services.store
-        entries = await asyncio.to_thread(list_models, store)
-        return JSONResponse(objects.model_list(entries))
+        listing = await catalog.tags(_service(request))
+        return JSONResponse(objects.model_list(listing.models))
 
     return await _answer(work)
 
@@ -277,13 +272,13 @@ async def models(request: Request) -> Response:
 @router.get("/v1/models/{model:path}")
 async def retrieve_model(request: Request, model: str) -> Response:
     async def work() -> Response:
-        store = request.app.state.services.store
+        store = _service(request).store
         name = parse_name(model)
         try:
-            stored = await asyncio.to_thread(load_model, store, name)
+            entry = await asyncio.to_thread(store.read, name)
         except ModelNotFound as e:
             raise ModelNotFound(model) from e
-        created = int(stored.entry.modified_at.timestamp())
+        created = int(entry.modified_at.timestamp())
         return JSONResponse(objects.model_object(model, created))
 
     return await _answer(work)

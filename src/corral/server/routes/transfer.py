@@ -8,6 +8,7 @@ same model resumes them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from functools import partial
@@ -20,9 +21,9 @@ from corral.errors import BadRequest, ModelNotFound
 from corral.names import ModelName, parse_name
 from corral.registry.client import RegistryOptions
 from corral.registry.transfer import Transfers, pull_model, push_model
-from corral.server.app import Services
 from corral.server.body import parse_json
 from corral.server.streaming import Emit, progress_response
+from corral.service import Service
 
 router = APIRouter()
 
@@ -38,8 +39,8 @@ class TransferRequest(Wire):
     password: str | None = None
 
 
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
+def _services(request: Request) -> Service:
+    svc: Service = request.app.state.services
     return svc
 
 
@@ -116,7 +117,7 @@ async def push(request: Request) -> Response:
         raise BadRequest("model is required")
     name = parse_name(raw)
     transfers = _transfers(request)
-    if not transfers.store.exists(name):
+    if not await asyncio.to_thread(transfers.store.exists, name):
         raise ModelNotFound(raw)
     work = partial(_push, transfers=transfers, name=name, options=_options(req))
     return await _respond(work, threading.Event(), req.stream is not False)

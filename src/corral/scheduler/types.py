@@ -1,0 +1,56 @@
+"""What the scheduler manages: the runner interface it drives and the identity of a model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from corral.engine.types import EngineEvent, HeldSlot, LoadSpec, SamplingParams
+
+
+class Runner(Protocol):
+    """A loaded model in a runner process (or, in tests, in-process over the fake engine)."""
+
+    spec: LoadSpec
+    info: dict[str, Any]
+    n_ctx: int
+    pid: int
+    load_duration_ns: int
+
+    @property
+    def alive(self) -> bool: ...
+    async def tokenize(self, text: str, add_special: bool = True) -> list[int]: ...
+    async def detokenize(self, tokens: list[int]) -> str: ...
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]: ...
+    def cancel(self, request_id: int) -> None: ...
+    def expect(self) -> None: ...
+    def unexpect(self) -> None: ...
+    def generate(
+        self,
+        prompt_tokens: list[int],
+        sampling: SamplingParams,
+        *,
+        expected: bool = False,
+        slot: HeldSlot | None = None,
+    ) -> AsyncGenerator[EngineEvent, None]:
+        """Token events then one done event. ``slot``: the request's slot, whose release the
+        runner defers while a cancelled request still occupies the engine."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+RunnerFactory = Callable[[LoadSpec], Awaitable[Runner]]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which runner a request needs: ``key`` names the runner (model file, adapters, role),
+    ``spec`` how it must be loaded; the rest is what ``/api/ps`` shows."""
+
+    key: str
+    name: str
+    digest: str
+    details: dict[str, Any]
+    spec: LoadSpec

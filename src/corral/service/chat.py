@@ -1,0 +1,89 @@
+"""``/api/chat`` (and ``/v1/chat/completions``) on the pipeline: messages, tools, chunks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
+
+from corral.api.types import ChatRequest, ChatResponse, Message
+from corral.errors import BadRequest
+from corral.prompt import ChatMessage
+from corral.service import pipeline
+from corral.service.context import Service
+from corral.service.generate import stored_messages
+from corral.service.native import chat_chunk
+from corral.service.outputs import Ack
+from corral.service.render import ChatPrompt
+from corral.service.request import grammar_for, prepare, with_grammar
+from corral.tools import ToolParser
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def messages_from_wire(msgs: Sequence[Message]) -> list[ChatMessage]:
+    out = []
+    for m in msgs:
+        if m.role not in ROLES:
+            raise BadRequest(f'invalid role "{m.role}"')
+        calls = tuple(c.model_dump(exclude_none=True) for c in m.tool_calls or [])
+        out.append(
+            ChatMessage(
+                m.role,
+                m.content or "",
+                tuple(m.images or ()),
+                calls,
+                m.tool_name or "",
+                m.thinking or "",
+            )
+        )
+    return out
+
+
+async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, None]:
+    view = await svc.catalog.resolve(req.model)
+    label = req.model or ""
+    job = prepare(
+        svc.settings,
+        view,
+        label,
+        req.options,
+        req.keep_alive,
+        think=req.think,
+        truncate=req.truncate,
+    )
+    msgs = messages_from_wire(req.messages or [])
+    if not msgs and req.keep_alive is not None and job.keep_alive == 0:
+        await svc.scheduler.unload(job.ref.key)
+        yield chat_chunk(label, Ack("unload"))
+        return
+    if job.spec.embedding:
+        raise BadRequest(f'"{label}" does not support chat')
+    if job.think and "thinking" not in view.capabilities:
+        raise BadRequest(f'"{label}" does not support thinking')
+    template = view.template
+    long_name = view.name.display_long()
+    tools = [t.model_dump() for t in req.tools or []]
+    if tools and not template.prompt.supports_tools:
+        raise BadRequest(f"{long_name} does not support tools")
+    if any(m.images for m in msgs) and "vision" not in view.capabilities:
+        raise BadRequest(f"{long_name} does not support vision")
+    job = with_grammar(job, await grammar_for(req.format))
+    parser = None
+    if tools and template.tool_format is not None:
+        names = [str(t["function"].get("name", "")) for t in tools]
+        parser = ToolParser(template.tool_format, names)
+    source = ChatPrompt(
+        template=template.prompt,
+        messages=msgs,
+        tools=tools,
+        think=job.think,
+        truncate=job.truncate,
+        model_system=view.stored.system or "",
+        model_messages=stored_messages(view.stored.messages),
+    )
+    outputs = pipeline.generate(
+        svc.scheduler, job, source, tools=parser, debug_render_only=req.debug_render_only
+    )
+    async with contextlib.aclosing(outputs):
+        async for out in outputs:
+            yield chat_chunk(label, out)

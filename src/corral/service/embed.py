@@ -1,0 +1,106 @@
+"""Embeddings: ``/api/embed`` (batched, L2-normalised, ``dimensions``), the legacy
+``/api/embeddings``, and through them ``/v1/embeddings``.
+
+An embedding request holds a runner slot while the runner works for it, so embeddings are
+bounded by the same queue as generations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from corral.api.types import EmbeddingResponse, EmbeddingsRequest, EmbedRequest, EmbedResponse
+from corral.errors import BadRequest
+from corral.scheduler import Lease, Runner
+from corral.service.context import Service
+from corral.service.request import Job, prepare
+
+EMBED_BATCH = 64
+
+
+def normalize(vec: list[float]) -> list[float]:
+    total = 0.0
+    for v in vec:
+        if math.isnan(v) or math.isinf(v):
+            raise BadRequest("embedding contains NaN or Inf values")
+        total += v * v
+    norm = 1.0 / max(math.sqrt(total), 1e-12)
+    return [v * norm for v in vec]
+
+
+def _inputs(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return list(value)
+
+
+async def _token_lists(runner: Runner, texts: list[str], truncate: bool) -> list[list[int]]:
+    limit = runner.n_ctx
+    out = []
+    for text in texts:
+        tokens = await runner.tokenize(text)
+        if len(tokens) > limit:
+            if not truncate:
+                raise BadRequest("the input length exceeds the context length")
+            tokens = tokens[:limit]
+        out.append(tokens)
+    return out
+
+
+async def _vectors(
+    lease: Lease, texts: list[str], truncate: bool
+) -> tuple[list[list[int]], list[list[float]]]:
+    slot = await lease.take_slot()
+    try:
+        tokens = await _token_lists(lease.runner, texts, truncate)
+        vectors: list[list[float]] = []
+        for i in range(0, len(tokens), EMBED_BATCH):
+            vectors += await lease.runner.embed(tokens[i : i + EMBED_BATCH])
+    finally:
+        slot.release()
+    return tokens, vectors
+
+
+async def _job(svc: Service, model: str | None, options: Any, keep_alive: Any) -> Job:
+    view = await svc.catalog.resolve(model)
+    return prepare(svc.settings, view, model or "", options, keep_alive, embedding=True)
+
+
+async def embed(svc: Service, req: EmbedRequest) -> EmbedResponse:
+    start = time.perf_counter_ns()
+    if req.dimensions is not None and req.dimensions < 0:
+        raise BadRequest("dimensions must be a positive number")
+    texts = _inputs(req.input)
+    job = await _job(svc, req.model, req.options, req.keep_alive)
+    label = req.model or ""
+    async with svc.scheduler.use(job.ref, job.keep_alive) as lease:
+        load_ns = lease.load_duration_ns
+        if not texts:
+            return EmbedResponse(model=label, embeddings=[])
+        tokens, vectors = await _vectors(lease, texts, req.truncate is not False)
+    embeddings = []
+    for vec in vectors:
+        vec = normalize(vec)
+        if req.dimensions and req.dimensions < len(vec):
+            vec = normalize(vec[: req.dimensions])
+        embeddings.append(vec)
+    return EmbedResponse(
+        model=label,
+        embeddings=embeddings,
+        total_duration=time.perf_counter_ns() - start,
+        load_duration=load_ns,
+        prompt_eval_count=sum(len(t) for t in tokens),
+    )
+
+
+async def embeddings_legacy(svc: Service, req: EmbeddingsRequest) -> EmbeddingResponse:
+    job = await _job(svc, req.model, req.options, req.keep_alive)
+    async with svc.scheduler.use(job.ref, job.keep_alive) as lease:
+        if not req.prompt:
+            return EmbeddingResponse(embedding=[])
+        _tokens, vectors = await _vectors(lease, [req.prompt], True)
+    return EmbeddingResponse(embedding=vectors[0])

@@ -1,0 +1,89 @@
+"""The native API's answers from pipeline outputs: ``/api/generate`` and ``/api/chat`` chunks,
+and the single object a ``stream: false`` request gets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.api.types import ChatMessageOut, ChatResponse, DebugInfo, GenerateResponse
+from corral.api.types import Metrics as WireMetrics
+from corral.service.outputs import Ack, Delta, Finished, Metrics, Output, Rendered
+from corral.timefmt import go_time
+
+
+def now_iso() -> str:
+    return go_time(datetime.now(UTC))
+
+
+def _metrics(m: Metrics) -> WireMetrics:
+    return WireMetrics(
+        total_duration=m.total_duration,
+        load_duration=m.load_duration,
+        prompt_eval_count=m.prompt_eval_count,
+        prompt_eval_duration=m.prompt_eval_duration,
+        eval_count=m.eval_count,
+        eval_duration=m.eval_duration,
+    )
+
+
+def generate_chunk(label: str, out: Output) -> GenerateResponse:
+    now = now_iso()
+    if isinstance(out, Delta):
+        return GenerateResponse(model=label, created_at=now, response=out.text)
+    if isinstance(out, Finished):
+        context = list(out.context) if out.context is not None else None
+        return GenerateResponse(
+            model=label,
+            created_at=now,
+            done=True,
+            done_reason=out.reason,
+            context=context,
+            **_metrics(out.metrics).model_dump(exclude_none=True),
+        )
+    if isinstance(out, Ack):
+        return GenerateResponse(model=label, created_at=now, done=True, done_reason=out.reason)
+    return GenerateResponse(model=label, created_at=now, debug_info=_debug(out))
+
+
+def chat_chunk(label: str, out: Output) -> ChatResponse:
+    now = now_iso()
+    if isinstance(out, Delta):
+        calls = [dict(c) for c in out.tool_calls] or None
+        message = ChatMessageOut(content=out.text, tool_calls=calls)
+        return ChatResponse(model=label, created_at=now, message=message)
+    if isinstance(out, Finished):
+        return ChatResponse(
+            model=label,
+            created_at=now,
+            done=True,
+            done_reason=out.reason,
+            **_metrics(out.metrics).model_dump(exclude_none=True),
+        )
+    if isinstance(out, Ack):
+        return ChatResponse(model=label, created_at=now, done=True, done_reason=out.reason)
+    return ChatResponse(model=label, created_at=now, debug_info=_debug(out))
+
+
+def _debug(out: Rendered) -> DebugInfo:
+    return DebugInfo(rendered_template=out.prompt, image_count=out.image_count)
+
+
+def merge_generate(items: Sequence[GenerateResponse]) -> GenerateResponse:
+    """A whole generation as one object: the last chunk with every chunk's text."""
+    final = items[-1]
+    return final.model_copy(update={"response": "".join(i.response for i in items)})
+
+
+def merge_chat(items: Sequence[ChatResponse]) -> ChatResponse:
+    """A whole chat answer as one object: the last chunk with the joined message."""
+    final = items[-1]
+    calls: list[dict[str, Any]] = [c for i in items for c in i.message.tool_calls or []]
+    thinking = "".join(i.message.thinking or "" for i in items)
+    message = ChatMessageOut(
+        content="".join(i.message.content for i in items),
+        thinking=thinking or None,
+        tool_calls=calls or None,
+    )
+    return final.model_copy(update={"message": message})

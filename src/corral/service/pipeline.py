@@ -1,0 +1,76 @@
+"""Steps 4 and 5 of a request: hold a runner and a slot, render, generate, decode.
+
+One pipeline serves ``/api/generate``, ``/api/chat`` and ``/v1``; they differ only in their
+:class:`~.render.PromptSource` and whether tool calls are parsed. Everything the request takes
+is given back however it ends: the runner reference and queue place by the scheduler's context,
+the slot by ``finally`` (or by the runner, once it has really stopped a cancelled request), the
+generation by closing its event stream (which cancels it in the runner).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncGenerator
+
+from corral.engine.types import DoneEvent
+from corral.scheduler import Scheduler
+from corral.service.decode import Decoder
+from corral.service.outputs import Ack, Finished, Output, Rendered
+from corral.service.render import PromptSource, fit_tokens
+from corral.service.request import Job
+from corral.tools import ToolParser
+
+
+async def generate(
+    scheduler: Scheduler,
+    job: Job,
+    source: PromptSource,
+    *,
+    tools: ToolParser | None = None,
+    debug_render_only: bool = False,
+    with_context: bool = False,
+) -> AsyncGenerator[Output, None]:
+    """The outputs of one generation: deltas then :class:`Finished`, or one :class:`Ack` or
+    :class:`Rendered`."""
+    start = time.perf_counter_ns()
+    async with scheduler.use(job.ref, job.keep_alive) as lease:
+        if source.empty:
+            yield Ack("load")
+            return
+        slot = await lease.take_slot()
+        runner = lease.runner
+        runner.expect()  # requests that arrive together are prefilled in one step
+        announced = True
+        try:
+            prompt, images = await source.render(runner)
+            if debug_render_only:
+                yield Rendered(prompt, images)
+                return
+            tokens = await fit_tokens(
+                runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
+            )
+            decoder = Decoder(job.stops, tools, start_ns=start, load_ns=lease.load_duration_ns)
+            events = runner.generate(tokens, job.sampling, expected=True, slot=slot)
+            announced = stopping = False
+            async with contextlib.aclosing(events):
+                async for ev in events:
+                    if isinstance(ev, DoneEvent):
+                        decoder.end(ev)
+                        continue
+                    delta = decoder.token(ev)
+                    if decoder.stopped and not stopping:
+                        stopping = True
+                        runner.cancel(ev.request_id)
+                    if delta is not None:
+                        yield delta
+            tail, end = decoder.finish()
+            if tail is not None:
+                yield tail
+            if with_context:
+                end = Finished(end.reason, end.metrics, (*tokens, *decoder.tokens))
+            yield end
+        finally:
+            if announced:
+                runner.unexpect()
+            slot.release()

@@ -1,0 +1,121 @@
+"""Step 3 of a request: the prompt text, rendered from the model's template with Ollama's
+semantics (:mod:`corral.prompt`), then tokenized and fitted to the context.
+
+Rendering needs the runner's tokenizer (history is truncated to ``num_ctx`` by token count), so it
+runs once the request holds a runner and a slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from corral.errors import BadRequest
+from corral.prompt import ChatMessage, PromptTemplate, chat_prompt, tag_images
+from corral.scheduler import Runner
+
+
+class PromptSource(Protocol):
+    """How one kind of request turns into prompt text."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to generate: the request only loads the model."""
+        ...
+
+    async def render(self, runner: Runner) -> tuple[str, int]:
+        """The prompt text and how many images it holds."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A conversation: the model's system prompt and messages, then the request's."""
+
+    template: PromptTemplate
+    messages: Sequence[ChatMessage]
+    tools: Sequence[Mapping[str, Any]] = ()
+    think: bool | None = None
+    truncate: bool = True
+    model_system: str = ""
+    model_messages: Sequence[ChatMessage] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.messages
+
+    async def render(self, runner: Runner) -> tuple[str, int]:
+        base = [ChatMessage("system", self.model_system)] if self.model_system else []
+        if base and any(m.role == "system" for m in self.messages):
+            base = []
+        return await chat_prompt(
+            self.template,
+            [*base, *self.model_messages, *self.messages],
+            self.tools,
+            self.think,
+            runner.tokenize,
+            runner.n_ctx,
+            self.truncate,
+        )
+
+
+@dataclass(frozen=True)
+class GeneratePrompt:
+    """``/api/generate``: a prompt (raw, with a suffix, or as one user turn), with the model's
+    or the request's system prompt and an optional ``context`` from an earlier answer."""
+
+    template: PromptTemplate
+    prompt: str
+    images: tuple[str, ...] = ()
+    system: str = ""
+    raw: bool = False
+    suffix: str = ""
+    context: tuple[int, ...] | None = None
+    custom_template: bool = False
+    model_messages: Sequence[ChatMessage] = field(default_factory=tuple)
+    think: bool | None = None
+    truncate: bool = True
+
+    @property
+    def empty(self) -> bool:
+        return not self.prompt and not self.images
+
+    async def render(self, runner: Runner) -> tuple[str, int]:
+        if self.raw:
+            return self.prompt, len(self.images)
+        if self.suffix:
+            text = self.template.render(
+                [], think=self.think, prompt=self.prompt, suffix=self.suffix
+            )
+            return text, 0
+        msgs: list[ChatMessage] = []
+        if self.system:
+            msgs.append(ChatMessage("system", self.system))
+        if self.context is None:
+            msgs += self.model_messages
+        msgs.append(ChatMessage("user", self.prompt, self.images))
+        if self.custom_template:
+            tagged, count = tag_images(msgs)
+            text = self.template.render(tagged, think=self.think)
+        else:
+            text, count = await chat_prompt(
+                self.template, msgs, [], self.think, runner.tokenize, runner.n_ctx, self.truncate
+            )
+        if self.context:
+            text = await runner.detokenize(list(self.context)) + text
+        return text, count
+
+
+async def fit_tokens(runner: Runner, prompt: str, *, truncate: bool, num_keep: int) -> list[int]:
+    """The prompt's tokens, cut to leave room in the context (keep ``num_keep`` tokens at the
+    start and the most recent rest) unless ``truncate`` is false."""
+    tokens = await runner.tokenize(prompt)
+    n_ctx = runner.n_ctx
+    if len(tokens) >= n_ctx:
+        if not truncate:
+            raise BadRequest("the input length exceeds the context length")
+        keep = max(0, min(num_keep, n_ctx // 2))
+        tail = n_ctx - keep - max(n_ctx // 8, 1)
+        tokens = tokens[:keep] + tokens[-tail:]
+    return tokens
