@@ -148,6 +148,9 @@ class InProcessRunner:
                     return
         finally:
             self._queues.pop(rid, None)
+            while not finished and not q.empty():  # its end may already wait, unread
+                ev = q.get_nowait()
+                finished = ev is None or isinstance(ev, DoneEvent)
             if not finished and self.alive:
                 if slot is not None:
                     self._zombies[rid] = slot.defer()

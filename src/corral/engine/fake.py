@@ -13,6 +13,10 @@ detokenized prompt tokens, i.e. the rendered template) by :meth:`FakeEngine.repl
   in the prompt text — e.g. ``{"TOOLCALL": '{"name": "get_weather", "arguments": {}}'}``;
 * otherwise ``default_reply``.
 
+In a runner process (``CORRAL_ENGINE=fake``) the script comes from the environment variable
+``CORRAL_FAKE_SCRIPT``, a JSON object ``{substring: reply}`` where a reply is a string or
+``{"endless": text}``, so process-level tests can ask for long or endless answers.
+
 A reply ``str`` is emitted one character per step and then ends with EOS (reason ``"stop"``);
 ``Endless(text)`` repeats ``text`` forever, so only ``num_predict`` (``"length"``), a full context
 (``"length"``) or :meth:`~FakeEngine.cancel` end it. Scheduling is the real engine's: ``n_parallel``
@@ -26,6 +30,8 @@ vectors of ``embed_dim`` floats (only for ``LoadSpec(embedding=True)``, like the
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -92,7 +98,7 @@ class FakeEngine:
         if load_error is not None:
             raise EngineLoadError(load_error)
         self.spec = spec
-        self.script = script
+        self.script = script if script is not None else script_from_env()
         self.default_reply = default_reply
         self.step_delay = step_delay
         self.embed_dim = embed_dim
@@ -294,6 +300,17 @@ class FakeEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+def script_from_env() -> Script | None:
+    """The script in ``CORRAL_FAKE_SCRIPT`` (see the module docstring), if any."""
+    raw = os.environ.get("CORRAL_FAKE_SCRIPT")
+    if not raw:
+        return None
+    script: dict[str, Reply] = {}
+    for key, value in json.loads(raw).items():
+        script[key] = Endless(value["endless"]) if isinstance(value, dict) else str(value)
+    return script
 
 
 def _done(request_id: int, reason: str, error: str | None = None) -> DoneEvent:

@@ -56,6 +56,14 @@ class _Failed:
         self.reason = reason
 
 
+def _ended(q: asyncio.Queue[EngineEvent | _Failed]) -> bool:
+    """Whether the end of a request already waits, unread, in its event queue."""
+    while not q.empty():
+        if isinstance(q.get_nowait(), DoneEvent | _Failed):
+            return True
+    return False
+
+
 class RunnerProcess:
     """One runner process and the requests in flight on it."""
 
@@ -293,7 +301,7 @@ class RunnerProcess:
                 yield ev
         finally:
             self._streams.pop(rid, None)
-            if not finished and self.alive:
+            if not finished and not _ended(q) and self.alive:
                 with contextlib.suppress(RunnerError):
                     self._send({"op": "cancel", "id": rid})
                 if slot is not None:

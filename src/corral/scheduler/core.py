@@ -115,8 +115,6 @@ class Lease:
     loaded: Loaded
     load_duration_ns: int
     queue: QueueLimit
-    place: QueuePlace | None = None
-    announced: bool = False  # the runner expects a generate request from this lease
 
     @property
     def runner(self) -> Runner:
@@ -124,21 +122,15 @@ class Lease:
         return self.loaded.runner
 
     async def take_slot(self) -> SlotHold:
-        """One of the runner's slots; waiting for it takes (or keeps) a queue place."""
+        """One of the runner's slots; waiting for it takes a queue place (or a 503)."""
+        hold = self.loaded.slots.try_take()
+        if hold is not None:
+            return hold
+        place = self.queue.enter()
         try:
-            hold = self.loaded.slots.try_take()
-            if hold is None:
-                if self.place is None:
-                    self.place = self.queue.enter()
-                hold = await self.loaded.slots.take()
+            return await self.loaded.slots.take()
         finally:
-            self.leave_queue()
-        return hold
-
-    def leave_queue(self) -> None:
-        if self.place is not None:
-            self.place.leave()
-            self.place = None
+            place.leave()
 
 
 def _as_client_error(e: BaseException) -> CorralError:
@@ -179,7 +171,6 @@ class Scheduler:
         try:
             yield lease
         finally:
-            lease.leave_queue()
             self._release(lease.loaded, keep_alive)
 
     async def _acquire(self, ref: ModelRef, keep_alive: float) -> Lease:
@@ -200,12 +191,13 @@ class Scheduler:
                         cur.state = State.DRAINING
                         self._settle(cur)
                         continue
-                    return Lease(self._take(cur, keep_alive), 0, self.queue, place)
+                    self._leave(place)
+                    return Lease(self._take(cur, keep_alive), 0, self.queue)
                 if cur is None:
                     if self._has_room():
                         cur = self._begin_load(ref, keep_alive)
-                    elif self._evict_idle():
-                        continue
+                    elif not self._unloading and self._evict_idle():
+                        continue  # wait for runners being stopped rather than evict more
                 changed = self._changed
                 if place is None:
                     place = self.queue.enter()
@@ -225,12 +217,17 @@ class Scheduler:
                     raise _fresh(cur.error)
                 if state is State.READY and self.loaded.get(ref.key) is cur:
                     assert cur.runner is not None
+                    self._leave(place)
                     loaded = self._take(cur, keep_alive)
-                    return Lease(loaded, cur.runner.load_duration_ns, self.queue, place)
+                    return Lease(loaded, cur.runner.load_duration_ns, self.queue)
         except BaseException:
-            if place is not None:
-                place.leave()
+            self._leave(place)
             raise
+
+    @staticmethod
+    def _leave(place: QueuePlace | None) -> None:
+        if place is not None:
+            place.leave()
 
     def _take(self, cur: Loaded, keep_alive: float) -> Loaded:
         self._touch(cur, keep_alive)

@@ -1,0 +1,110 @@
+"""The server's side of a runner process, with the fake engine in a real child process:
+an abandoned start reaps its process, and a cancelled generation gives its slot back only once
+the runner has stopped it (or died)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+from corral.engine.process import RunnerError, RunnerProcess
+from corral.engine.types import DoneEvent, LoadSpec, SamplingParams, TokenEvent
+from corral.scheduler import SlotPool
+
+pytestmark = pytest.mark.anyio
+
+SPEC = LoadSpec(model_path="/nonexistent.gguf", n_ctx=512, n_parallel=1)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def endless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers that only a cancel (or num_predict) ends, in the runner process."""
+    monkeypatch.setenv("CORRAL_FAKE_SCRIPT", '{"forever": {"endless": "la "}}')
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def until(cond: Callable[[], object]) -> None:
+    with anyio.fail_after(30):
+        while not cond():
+            await asyncio.sleep(0.005)
+
+
+async def test_a_cancelled_start_kills_and_reaps_the_process() -> None:
+    runner = RunnerProcess(SPEC, engine="fake")
+    task = asyncio.create_task(runner.start(timeout=60))
+    await until(lambda: runner.pid != 0)
+    pid = runner.pid
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gone(pid), "the runner process outlived its cancelled start"
+    assert not runner.alive
+
+
+async def test_an_early_close_keeps_the_slot_until_the_runner_reports_the_cancel() -> None:
+    runner = RunnerProcess(SPEC, engine="fake")
+    await runner.start(timeout=60)
+    try:
+        pool = SlotPool(1)
+        slot = await pool.take()
+        prompt = await runner.tokenize("forever")
+        events = runner.generate(prompt, SamplingParams(), slot=slot)
+        first = await anext(events)
+        assert isinstance(first, TokenEvent)
+        await events.aclose()
+        slot.release()  # as the pipeline does: a no-op, the runner owns the release now
+        await until(lambda: pool.free == 1)
+        # the slot is usable again: the next request runs to its end
+        again = await pool.take()
+        done = [
+            ev async for ev in runner.generate(prompt, SamplingParams(num_predict=3), slot=again)
+        ]
+        assert isinstance(done[-1], DoneEvent) and done[-1].reason == "length"
+        again.release()
+        assert pool.free == 1
+    finally:
+        await runner.close()
+    assert gone(runner.pid)
+
+
+async def test_a_dying_runner_fails_its_streams_and_gives_back_deferred_slots() -> None:
+    runner = RunnerProcess(
+        LoadSpec(model_path="/x.gguf", n_ctx=1 << 30, n_parallel=2), engine="fake"
+    )
+    await runner.start(timeout=60)
+    pool = SlotPool(2)
+    prompt = await runner.tokenize("forever")
+    kept = await pool.take()
+    left = await pool.take()
+    stream = runner.generate(prompt, SamplingParams(), slot=kept)
+    await anext(stream)
+    abandoned = runner.generate(prompt, SamplingParams(), slot=left)
+    await anext(abandoned)
+    runner.proc.kill()  # type: ignore[union-attr]
+    await abandoned.aclose()
+    left.release()
+    with pytest.raises(RunnerError):
+        async for _ in stream:
+            pass
+    kept.release()
+    await until(lambda: pool.free == 2)
+    assert not runner.alive
+    with pytest.raises(RunnerError):
+        await runner.tokenize("x")
+    await runner.close()
