@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,10 @@ def start_server(models: Path, **env: str) -> ServerProcess:
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, Any]:
+    """The CPU count and model, for the record next to a benchmark's figures."""
+    text = Path("/proc/cpuinfo").read_text(errors="replace")
+    names = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")]
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": names[0] if names else "unknown"}
