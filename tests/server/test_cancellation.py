@@ -86,12 +86,6 @@ async def test_a_load_another_request_waits_for_is_not_abandoned(srv: Served) ->
     await srv.unload()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler/core.py Scheduler._acquire: a load waiter that wakes to find its runner "
-    "DRAINING decrements Loaded.waiters without calling _settle, so a runner drained while "
-    "only waiters held it is never retired and every request for the model hangs",
-)
 async def test_a_load_drained_while_only_waiters_hold_it_is_reloaded(srv: Served) -> None:
     """x (num_ctx 256) starts a load, y (num_ctx 512) waits for it to drain, z (num_ctx 256)
     waits for it too; x leaves. When the load completes, y marks the runner DRAINING (z still

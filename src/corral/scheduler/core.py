@@ -220,6 +220,8 @@ class Scheduler:
                     self._leave(place)
                     loaded = self._take(cur, keep_alive)
                     return Lease(loaded, cur.runner.load_duration_ns, self.queue)
+                if state is not State.LOADING:
+                    self._settle(cur)  # drained while we waited: we may have been its last hold
         except BaseException:
             self._leave(place)
             raise
