@@ -1,12 +1,20 @@
 """The runner's serve loop with the fake engine, in-process: announced requests start together,
-vocabulary operations do not wait for a step."""
+vocabulary operations do not wait for a step.
+
+Nothing here is ordered by sleeping or judged by a clock. The test sees the runner through
+three windows: the engine records which requests produced a token in which step and can hold a
+step open on an event; the inbox records every wait the runner makes for announced requests (a
+``get`` with a timeout: only ``_gather`` makes one); the output signals every frame written.
+``HANG_GUARD`` only turns a hang into a failure.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import queue
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,28 +22,65 @@ import pytest
 import corral.engine.runner as runner_module
 from corral.engine.fake import FakeEngine
 from corral.engine.protocol import encode, read_frame
-from corral.engine.runner import GATHER_S, Runner
+from corral.engine.runner import Runner
 from corral.engine.types import EngineEvent, LoadSpec, TokenEvent
+
+HANG_GUARD = 30.0  # seconds; never reached unless the runner is broken
+
+Frame = dict[str, Any]
 
 
 class Recording(FakeEngine):
-    """Records, for every step, the requests that produced a token in it."""
+    """Records, for every step, the requests that produced a token in it. With ``gated`` every
+    step waits, once started, until the test sets ``gate``: the step in progress lasts exactly
+    as long as the test wants."""
 
-    def __init__(self, step_delay: float = 0.0) -> None:
-        super().__init__(
-            LoadSpec(model_path="fake", n_ctx=256, n_parallel=4), step_delay=step_delay
-        )
+    def __init__(self, *, gated: bool = False) -> None:
+        super().__init__(LoadSpec(model_path="fake", n_ctx=256, n_parallel=4))
         self.tokens_by_step: list[set[int]] = []
-        self.step_started: list[float] = []
+        self.step_entered = threading.Event()
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
 
     def step(self) -> list[EngineEvent]:
-        self.step_started.append(time.monotonic())
+        self.step_entered.set()
+        self.gate.wait(HANG_GUARD)
         events = super().step()
         self.tokens_by_step.append({e.request_id for e in events if isinstance(e, TokenEvent)})
         return events
 
 
-def gen(rid: int, *, expected: bool) -> dict[str, Any]:
+class Inbox(queue.Queue[Frame | None]):
+    """The runner's inbox, recording the bound of every wait for announced requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gather_waits: list[float] = []
+        self.gathering = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Frame | None:
+        if block and timeout is not None:
+            self.gather_waits.append(timeout)
+            self.gathering.set()
+        return super().get(block, timeout)
+
+
+class Output(io.BytesIO):
+    """The runner's output; ``changed`` is notified after every write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def write(self, data: Any) -> int:
+        with self.changed:
+            n = super().write(data)
+            self.changed.notify_all()
+            return n
+
+
+def gen(rid: int, *, expected: bool) -> Frame:
     tokens = [1, *(ord(c) + 3 for c in f"prompt {rid}")]
     sampling = {"num_predict": 3, "temperature": 0.0}
     return {"op": "generate", "id": rid, "prompt_tokens": tokens, "sampling": sampling,
@@ -43,31 +88,37 @@ def gen(rid: int, *, expected: bool) -> dict[str, Any]:
 
 
 class Harness:
-    def __init__(self, engine: Recording) -> None:
-        self.engine = engine
-        self.out = io.BytesIO()
-        self.runner = Runner(engine, self.out)
+    def __init__(self, engine: Recording | None = None) -> None:
+        self.engine = engine or Recording()
+        self.out = Output()
+        self.runner = Runner(self.engine, self.out)
+        self.inbox = Inbox()
+        self.runner.inbox = self.inbox
         self.thread = threading.Thread(target=self.runner.serve, daemon=True)
         self.thread.start()
 
-    def put(self, msg: dict[str, Any]) -> None:
+    def put(self, msg: Frame) -> None:
         self.runner.inbox.put(msg)
 
-    def frames(self) -> list[dict[str, Any]]:
-        stream = io.BytesIO(self.out.getvalue())
+    def frames(self) -> list[Frame]:
+        with self.out.changed:
+            stream = io.BytesIO(self.out.getvalue())
         frames = []
         while (frame := read_frame(stream)) is not None:
             frames.append(frame)
         return frames
 
-    def finish(self, n_done: int) -> list[dict[str, Any]]:
+    def wait_for(self, what: str, cond: Callable[[list[Frame]], bool]) -> list[Frame]:
+        with self.out.changed:
+            ok = self.out.changed.wait_for(lambda: cond(self.frames()), HANG_GUARD)
+        assert ok, f"{what}: not within {HANG_GUARD} s; frames: {self.frames()}"
+        return self.frames()
+
+    def finish(self, n_done: int) -> list[Frame]:
         """Wait for ``n_done`` requests to end, stop the loop, return every frame sent."""
-        deadline = time.monotonic() + 10
-        while sum(f["ev"] == "done" for f in self.frames()) < n_done:
-            assert time.monotonic() < deadline, self.frames()
-            time.sleep(0.005)
+        self.wait_for(f"{n_done} done", lambda fs: sum(f["ev"] == "done" for f in fs) >= n_done)
         self.runner.inbox.put(None)
-        self.thread.join(10)
+        self.thread.join(HANG_GUARD)
         assert not self.thread.is_alive()
         return self.frames()
 
@@ -75,76 +126,84 @@ class Harness:
         return next(i for i, ids in enumerate(self.engine.tokens_by_step) if rid in ids)
 
 
-# Timings are generous multiples of the intervals under test, so a loaded CI machine that
-# delays a thread by tens of milliseconds cannot flip an outcome.
-LONG_GATHER = 5.0
-
-
-@pytest.fixture
-def long_gather(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "GATHER_S", LONG_GATHER)
-
-
-def test_announced_requests_start_in_one_step(long_gather: None) -> None:
-    h = Harness(Recording())
+def test_announced_requests_start_in_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second request ends the wait; the long gather time only makes a lost one a hang.
+    monkeypatch.setattr(runner_module, "GATHER_S", HANG_GUARD)
+    h = Harness()
     h.put({"op": "expect"})
     h.put({"op": "expect"})
     h.put(gen(1, expected=True))
-    time.sleep(0.2)  # the second client is still rendering its prompt
+    assert h.inbox.gathering.wait(HANG_GUARD), "the runner did not wait for the announced request"
+    assert h.engine.tokens_by_step == []  # nothing ran while the second client is "rendering"
     h.put(gen(2, expected=True))
     h.finish(2)
     assert h.first_step_of(1) == h.first_step_of(2) == 0
+    assert len(h.inbox.gather_waits) == 1
 
 
 def test_without_an_announcement_a_late_request_waits_for_the_next_step() -> None:
-    h = Harness(Recording(step_delay=0.5))
+    h = Harness(Recording(gated=True))
     h.put(gen(1, expected=False))
-    time.sleep(0.15)
-    h.put(gen(2, expected=False))
+    assert h.engine.step_entered.wait(HANG_GUARD), "the first step never started"
+    h.put(gen(2, expected=False))  # arrives while step 0 is in progress
+    h.engine.gate.set()
     h.finish(2)
     assert h.first_step_of(1) == 0
-    assert h.first_step_of(2) > 0
+    assert h.first_step_of(2) == 1
+    assert h.inbox.gather_waits == []  # nothing was announced, so nothing was waited for
 
 
-def test_a_withdrawn_announcement_does_not_hold_a_lone_request(long_gather: None) -> None:
-    h = Harness(Recording())
+def test_a_withdrawn_announcement_does_not_hold_a_lone_request() -> None:
+    h = Harness()
     h.put({"op": "expect"})
     h.put({"op": "expect"})
     h.put({"op": "unexpect"})
-    sent = time.monotonic()
     h.put(gen(1, expected=True))
     h.finish(1)
-    assert h.engine.step_started[0] - sent < LONG_GATHER / 2
+    assert h.inbox.gather_waits == []
+    assert h.first_step_of(1) == 0
 
 
-def test_an_announcement_never_followed_holds_at_most_the_gather_time() -> None:
-    h = Harness(Recording())
+class FrozenClock:
+    """The runner's ``time`` module with a clock that stands still, so the bound the runner
+    computes for its wait is exactly ``GATHER_S`` however slow the machine is."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return 0.0
+
+
+def test_an_announcement_never_followed_holds_at_most_the_gather_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_module, "time", FrozenClock)
+    h = Harness()
     h.put({"op": "expect"})
     h.put({"op": "expect"})
-    sent = time.monotonic()
     h.put(gen(1, expected=True))
-    h.finish(1)
-    waited = h.engine.step_started[0] - sent
-    assert GATHER_S <= waited < GATHER_S + 2.0
+    frames = h.finish(1)
+    # One wait, bounded by the gather time; when it ran out the request started alone.
+    assert h.inbox.gather_waits == [runner_module.GATHER_S]
+    assert h.engine.tokens_by_step[0] == {1}
+    assert [f["reason"] for f in frames if f["ev"] == "done"] == ["length"]
 
 
 def test_tokenize_is_answered_while_a_step_runs() -> None:
-    engine = Recording(step_delay=2.0)
+    engine = Recording(gated=True)
     h = Harness(engine)
     h.put(gen(1, expected=False))
-    while not engine.step_started:
-        time.sleep(0.001)
+    assert engine.step_entered.wait(HANG_GUARD), "the first step never started"
     r, w = os.pipe()
     with open(r, "rb", buffering=0) as rf, open(w, "wb", buffering=0) as wf:
         reader = threading.Thread(target=h.runner.read_loop, args=(rf,), daemon=True)
         reader.start()
         wf.write(encode({"op": "tokenize", "id": 7, "text": "hi"}))
-        deadline = time.monotonic() + 1.0  # the step in progress takes 2 s
-        while not any(f["ev"] == "result" for f in h.frames()):
-            assert time.monotonic() < deadline, "tokenize waited for the step"
-            time.sleep(0.002)
-        assert h.frames()[0] == {"ev": "result", "id": 7, "value": [1, ord("h") + 3, ord("i") + 3]}
+        # The step holds until the gate opens, and the gate opens only after the answer came.
+        frames = h.wait_for("tokenize result", lambda fs: any(f["ev"] == "result" for f in fs))
+        assert frames == [{"ev": "result", "id": 7, "value": [1, ord("h") + 3, ord("i") + 3]}]
+        assert engine.tokens_by_step == []  # step 0 is still in progress
+        engine.gate.set()
         wf.close()
-        reader.join(5)
-    h.thread.join(10)  # the end of input stops the loop
+        reader.join(HANG_GUARD)
+    h.thread.join(HANG_GUARD)  # the end of input stops the loop
     assert not h.thread.is_alive()
