@@ -1,7 +1,10 @@
 """Pull and push against the in-process fake registry: auth flows and failure paths.
 
 The transfer functions run in-process with short timings (back-off, stall timeout) so that
-retries and stalls take milliseconds.
+retries and stalls take milliseconds. No test is ordered by sleeping or judged by a clock: where
+a transfer has to be caught half-way, the fake's stall fault holds it (the stalled answers wait
+on ``fake.release``, which the test sets) and the test waits for the pull's own progress events.
+``HANG_GUARD`` only turns a hang into a failure.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +24,7 @@ import pytest
 from corral.errors import CorralError
 from corral.names import parse_name
 from corral.registry.client import RegistryOptions
-from corral.registry.partial import PartialState
+from corral.registry.partial import PartialState, plan_parts
 from corral.registry.transfer import Transfers, pull_model, push_model
 from corral.store import Layer, Manifest, Store
 from tests.registry.fakeregistry import FakeRegistry
@@ -39,6 +42,57 @@ FAST = RegistryOptions(
     max_retries=3,
     min_part_size=64 << 10,
 )
+# Stalls are never detected: a stalled answer holds its part until the test releases it.
+HOLD = replace(FAST, stall_timeout=120.0)
+IN_FLIGHT = min(FAST.parallel, len(plan_parts(SIZE, FAST)))  # parts of the 1 MiB blob at once
+STALL_AFTER = 10_000  # bytes each stalled answer sends before it stops
+HANG_GUARD = 30.0  # seconds; never reached unless a transfer hangs
+
+
+class Held(threading.Event):
+    """``fake.release`` for stalls that last until the test ends (the fake caps them at 60 s)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return super().wait()
+
+
+class Progress:
+    """A pull's ``emit``: keeps its events and lets the test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+
+    def wait_for(self, what: str, pred: Callable[[dict[str, Any]], bool]) -> None:
+        with self.changed:
+            ok = self.changed.wait_for(lambda: any(pred(e) for e in self.events), HANG_GUARD)
+        assert ok, f"{what}: not within {HANG_GUARD} s; events: {self.events[-5:]}"
+
+
+def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any], list[BaseException]]:
+    """Start ``fn`` in a thread; its result or its exception lands in the returned lists."""
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(fn())
+        except BaseException as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, results, errors
+
+
+def _joined(t: threading.Thread) -> None:
+    t.join(HANG_GUARD)
+    assert not t.is_alive(), f"the pull did not end within {HANG_GUARD} s"
 
 
 @pytest.fixture
@@ -202,11 +256,13 @@ def test_500s_forever_fail_with_the_status(fake: FakeRegistry, store: Store) -> 
 
 def test_stalled_connection_is_retried_where_it_stopped(fake: FakeRegistry, store: Store) -> None:
     name, digest = _seed(fake)
+    fake.release = Held()  # the stalled answers never end: only stall detection gets past them
     fake.faults.stall[digest] = 2
-    fake.faults.stall_after = 10_000
-    t0 = time.monotonic()
-    assert _pull(store, name)[-1]["status"] == "success"
-    assert time.monotonic() - t0 < 10
+    fake.faults.stall_after = STALL_AFTER
+    t, results, errors = _in_thread(lambda: _pull(store, name))
+    _joined(t)
+    assert not errors and results[0][-1]["status"] == "success"
+    assert not fake.release.is_set()  # both stalled answers were still open when it finished
     assert fake.faults.stall[digest] == 0
     assert store.has_blob(digest)
     # The stalled parts continued from their last byte: nothing was fetched twice.
@@ -243,65 +299,54 @@ def test_server_that_ignores_range(fake: FakeRegistry, store: Store) -> None:
 
 def test_cancelled_pull_resumes_without_refetching(fake: FakeRegistry, store: Store) -> None:
     name, digest = _seed(fake)
-    fake.faults.rate = SIZE / 8  # per connection: ~2 s for the blob over 4 connections
+    # Every part in flight gets STALL_AFTER bytes, then its answer holds: the pull is frozen
+    # half-way, with an exactly known amount downloaded, until the test lets go.
+    fake.faults.stall[digest] = IN_FLIGHT
+    fake.faults.stall_after = STALL_AFTER
+    held = IN_FLIGHT * STALL_AFTER
     cancel = threading.Event()
-    errors: list[BaseException] = []
     transfers = Transfers(store)
-
-    def run() -> None:
-        try:
-            _pull(store, name, transfers=transfers, cancel=cancel)
-        except BaseException as e:
-            errors.append(e)
-
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.monotonic() + 10
-    while fake.served[digest] < SIZE // 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    progress = Progress()
+    t, _, errors = _in_thread(
+        lambda: pull_model(transfers, parse_name(name), HOLD, progress, cancel=cancel)
+    )
+    progress.wait_for(
+        "the held bytes arrived", lambda e: e.get("digest") == digest and e.get("completed") == held
+    )
     cancel.set()
-    t.join(10)
+    _joined(t)  # the pull gave up its download, which is now cancelled too
     assert errors and "cancelled" in str(errors[0])
-    assert transfers.downloads.wait_idle(10)  # the download stopped and recorded its parts
+    fake.release.set()  # the held answers end; the cancelled download records its parts and stops
+    assert transfers.downloads.wait_idle(HANG_GUARD)
     state = PartialState(store.blobs_dir, digest)
     parts = state.load(SIZE)
     assert parts is not None
-    recorded = sum(p.completed for p in parts)
-    assert 0 < recorded < SIZE
-    # The fake's handlers may still count a chunk written into a socket the client closed.
-    first = _settled(lambda: fake.served[digest])
-    fake.faults.rate = 0
+    assert sum(p.completed for p in parts) == held == fake.served[digest]
+    assert fake.faults.stall[digest] == 0
     assert _pull(store, name)[-1]["status"] == "success"
-    assert fake.served[digest] - first == SIZE - recorded
+    assert fake.served[digest] == SIZE  # the resumed pull fetched only what was missing
     assert store.has_blob(digest)
     assert state.part_files() == [] and not state.data_path.exists()
 
 
-def _settled(read: Callable[[], int], quiet: float = 0.5) -> int:
-    """A counter's value once it has stopped changing for ``quiet`` seconds."""
-    value, since = read(), time.monotonic()
-    while time.monotonic() - since < quiet:
-        time.sleep(0.05)
-        if (now := read()) != value:
-            value, since = now, time.monotonic()
-    return value
-
-
 def test_concurrent_pulls_share_one_download(fake: FakeRegistry, store: Store) -> None:
     name, digest = _seed(fake)
-    fake.faults.rate = 4 * SIZE
+    # The download is held half-way until all three pulls wait on it.
+    fake.faults.stall[digest] = IN_FLIGHT
+    fake.faults.stall_after = STALL_AFTER
     transfers = Transfers(store)
-    results: list[list[dict[str, Any]]] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(_pull(store, name, transfers=transfers)))
-        for _ in range(3)
+    recorders = [Progress() for _ in range(3)]
+    pulls = [
+        _in_thread(partial(pull_model, transfers, parse_name(name), HOLD, p)) for p in recorders
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    assert len(results) == 3
-    assert all(r[-1]["status"] == "success" for r in results)
+    for p in recorders:
+        p.wait_for("every pull waits on the blob", lambda e: e.get("digest") == digest)
+    assert not store.has_blob(digest)
+    fake.release.set()  # the held parts fail, are retried from where they stopped, and finish
+    for t, _, errors in pulls:
+        _joined(t)
+        assert not errors
+    assert all(p.events[-1]["status"] == "success" for p in recorders)
     assert fake.served[digest] == SIZE
 
 
