@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,11 +74,11 @@ def read_bytes(tmp_path: Path, data: bytes) -> GGUFFile:
 
 
 def assert_bad(tmp_path: Path, data: bytes, match: str) -> None:
-    start = time.perf_counter()
+    """A bad file is refused with a 400 (how long that takes is measured by bench/gguf_read.py;
+    a runaway loop is caught by pytest-timeout)."""
     with pytest.raises(BadRequest, match=match) as info:
         read_bytes(tmp_path, data)
     assert info.value.status == 400
-    assert time.perf_counter() - start < 5  # generous: only guards against a runaway loop
 
 
 # --- the real model ------------------------------------------------------------------------------
@@ -87,10 +86,7 @@ def assert_bad(tmp_path: Path, data: bytes, match: str) -> None:
 
 @pytest.fixture(scope="module")
 def smollm2(smollm2_gguf: Path) -> GGUFFile:
-    start = time.perf_counter()
-    parsed = read_gguf(smollm2_gguf)
-    print(f"read_gguf({smollm2_gguf.name}): {(time.perf_counter() - start) * 1000:.1f} ms")
-    return parsed
+    return read_gguf(smollm2_gguf)  # its speed is measured by bench/gguf_read.py
 
 
 def test_real_file_basic_facts(smollm2: GGUFFile, smollm2_gguf: Path) -> None:
@@ -302,10 +298,7 @@ def test_big_vocabulary(tmp_path: Path) -> None:
         w.add_token_list([f"tok{i}" for i in range(n)])
         w.add_token_scores([-i / 10 for i in range(n)])
 
-    path = write_gguf(tmp_path / "v.gguf", kv=vocab)
-    start = time.perf_counter()
-    f = read_gguf(path)
-    print(f"{n} tokens + scores: {(time.perf_counter() - start) * 1000:.1f} ms")
+    f = read_gguf(write_gguf(tmp_path / "v.gguf", kv=vocab))  # timed by bench/gguf_read.py
     assert f.kv["tokenizer.ggml.tokens"][n - 1] == f"tok{n - 1}"
     assert f.model_info(verbose=True)["tokenizer.ggml.scores"][:3] == [0.0, -0.1, -0.2]
 
