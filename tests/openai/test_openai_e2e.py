@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import gguf
 import httpx
 import jsonschema
-import numpy as np
 import ollama
 import openai
 import pytest
@@ -31,6 +29,7 @@ from tests.conditions import wait_for
 from tests.fakerunner import InProcessRunner
 from tests.openai.fakeserver import FakeServer
 from tests.serverproc import ServerProcess
+from tests.tinygguf import write_tiny_bert
 
 TOOLS_TEMPLATE = (
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n"
@@ -65,23 +64,6 @@ SCRIPT: dict[str, Reply] = {
 }
 CHAT = "fake-chat"
 EMBED = "fake-embed"
-
-
-def write_tiny_bert(path: Path) -> Path:
-    """A header-complete BERT GGUF (pooling type set: an embedding model) with one tiny tensor."""
-    w = gguf.GGUFWriter(str(path), "bert")
-    w.add_context_length(512)
-    w.add_embedding_length(16)
-    w.add_block_count(1)
-    w.add_pooling_type(gguf.PoolingType.MEAN)
-    w.add_tokenizer_model("bert")
-    w.add_token_list(["[PAD]", "[UNK]", "a"])
-    w.add_tensor("token_embd.weight", np.zeros((3, 16), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gguf
 import httpx
-import numpy as np
 import pytest
 import uvicorn
 
@@ -36,6 +34,7 @@ from corral.server.app import create_app
 from corral.service import Service
 from corral.store import Store
 from tests.fakerunner import Factory, InProcessRunner
+from tests.tinygguf import write_tiny_bert, write_tiny_llama
 
 HANG_GUARD = 30.0  # seconds; only a failing (hung) test ever waits this long
 
@@ -58,39 +57,6 @@ BUSY = "server busy, please try again.  maximum pending requests exceeded"
 
 
 # ---- models ------------------------------------------------------------------------------------
-
-
-def write_tiny_llama(path: Path, *, context_length: int, tokens: list[str]) -> Path:
-    """A header-complete llama GGUF with one tiny tensor (the fake engine ignores the rest)."""
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_context_length(context_length)
-    w.add_embedding_length(8)
-    w.add_block_count(1)
-    w.add_tokenizer_model("llama")
-    w.add_token_list(tokens)
-    w.add_tensor("token_embd.weight", np.zeros((len(tokens), 8), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
-
-def write_tiny_bert(path: Path) -> Path:
-    """A header-complete BERT GGUF (pooling type set: an embedding model)."""
-    w = gguf.GGUFWriter(str(path), "bert")
-    w.add_context_length(512)
-    w.add_embedding_length(16)
-    w.add_block_count(1)
-    w.add_pooling_type(gguf.PoolingType.MEAN)
-    w.add_tokenizer_model("bert")
-    w.add_token_list(["[PAD]", "[UNK]", "a"])
-    w.add_tensor("token_embd.weight", np.zeros((3, 16), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 async def upload_blob(client: httpx.AsyncClient, path: Path) -> str:

@@ -17,6 +17,7 @@ that a burst of clients is prefilled in one batch instead of each newcomer waiti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ import threading
 import time
 from typing import Any, BinaryIO, Protocol
 
-from corral.engine.protocol import piece_to_wire, read_frame, write_frame
+from corral.engine.protocol import event_to_wire, read_frame, write_frame
 from corral.engine.types import DoneEvent, GenerateRequest, LoadSpec, SamplingParams, TokenEvent
 
 log = logging.getLogger("corral.runner")
@@ -55,27 +56,6 @@ def make_engine(kind: str, spec: LoadSpec) -> Engine:
     from corral.engine.llamacpp import LlamaEngine
 
     return LlamaEngine(spec)
-
-
-def _event(ev: TokenEvent | DoneEvent) -> dict[str, Any]:
-    if isinstance(ev, TokenEvent):
-        return {
-            "ev": "token",
-            "id": ev.request_id,
-            "token": ev.token,
-            "piece": piece_to_wire(ev.piece),
-        }
-    return {
-        "ev": "done",
-        "id": ev.request_id,
-        "reason": ev.reason,
-        "prompt_eval_count": ev.prompt_eval_count,
-        "prompt_eval_duration": ev.prompt_eval_duration_ns,
-        "eval_count": ev.eval_count,
-        "eval_duration": ev.eval_duration_ns,
-        "cached_tokens": ev.cached_tokens,
-        "error": ev.error,
-    }
 
 
 _VOCAB_OPS = ("tokenize", "detokenize")
@@ -167,7 +147,7 @@ class Runner:
                 return
             if self.engine.has_work():
                 for ev in self.engine.step():
-                    self.send(_event(ev))
+                    self.send(event_to_wire(ev))
 
     def _gather(self) -> bool:
         """Take announced requests for up to ``GATHER_S``; False means shut down."""
@@ -185,6 +165,37 @@ class Runner:
         return True
 
 
+LOAD_NICENESS = 19
+
+
+def load_quietly(kind: str, spec: LoadSpec) -> Engine:
+    """Load the engine in a thread of the lowest CPU priority, so that a model being loaded
+    (imports, reading weights, clearing a large KV cache) takes CPU time from runners that are
+    serving only when a core is idle. Linux niceness is per thread and inherited by threads a
+    thread creates; the engine's compute threads are made later by the serving thread, at the
+    normal priority."""
+    result: list[Engine] = []
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        if sys.platform == "linux":
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOAD_NICENESS)
+            except OSError as e:
+                log.debug("cannot lower the loading thread's priority: %s", e)
+        try:
+            result.append(make_engine(kind, spec))
+        except BaseException as e:
+            failure.append(e)
+
+    loader = threading.Thread(target=load, name="corral-load")
+    loader.start()
+    loader.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def main(argv: list[str]) -> int:
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     logging.basicConfig(
@@ -196,9 +207,9 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    kind, spec = argv[1], LoadSpec(**__import__("json").loads(argv[2]))
+    kind, spec = argv[1], LoadSpec(**json.loads(argv[2]))
     try:
-        engine = make_engine(kind, spec)
+        engine = load_quietly(kind, spec)
     except Exception as e:
         write_frame(out, {"ev": "load_error", "error": str(e) or type(e).__name__})
         return 1
