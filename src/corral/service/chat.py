@@ -10,10 +10,9 @@ from corral.errors import BadRequest
 from corral.prompt import ChatMessage
 from corral.service import pipeline
 from corral.service.context import Service
-from corral.service.generate import stored_messages
 from corral.service.native import chat_chunk
 from corral.service.outputs import Ack
-from corral.service.render import ChatPrompt
+from corral.service.render import ChatPrompt, stored_messages
 from corral.service.request import grammar_for, prepare, with_grammar
 from corral.tools import ToolParser
 

@@ -7,17 +7,12 @@ from collections.abc import AsyncGenerator
 
 from corral.api.types import GenerateRequest, GenerateResponse
 from corral.errors import BadRequest
-from corral.prompt import ChatMessage
 from corral.service import pipeline
 from corral.service.context import Service
 from corral.service.native import generate_chunk
 from corral.service.outputs import Ack
-from corral.service.render import GeneratePrompt
+from corral.service.render import GeneratePrompt, stored_messages
 from corral.service.request import grammar_for, prepare, with_grammar
-
-
-def stored_messages(raw: list[dict[str, object]]) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(str(m.get("role", "")), str(m.get("content", ""))) for m in raw)
 
 
 async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[GenerateResponse, None]:

@@ -107,6 +107,11 @@ class GeneratePrompt:
         return text, count
 
 
+def stored_messages(raw: Sequence[Mapping[str, Any]]) -> tuple[ChatMessage, ...]:
+    """A model's ``MESSAGE`` history, as it opens every conversation."""
+    return tuple(ChatMessage(str(m.get("role", "")), str(m.get("content", ""))) for m in raw)
+
+
 async def fit_tokens(runner: Runner, prompt: str, *, truncate: bool, num_keep: int) -> list[int]:
     """The prompt's tokens, cut to leave room in the context (keep ``num_keep`` tokens at the
     start and the most recent rest) unless ``truncate`` is false."""
