@@ -13,7 +13,7 @@ from corral.service.context import Service
 from corral.service.native import chat_chunk
 from corral.service.outputs import Ack
 from corral.service.render import ChatPrompt, stored_messages
-from corral.service.request import grammar_for, prepare, with_grammar
+from corral.service.request import check_generation, grammar_for, with_grammar
 from corral.tools import ToolParser
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -39,26 +39,16 @@ def messages_from_wire(msgs: Sequence[Message]) -> list[ChatMessage]:
 
 
 async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, None]:
-    view = await svc.catalog.resolve(req.model)
-    label = req.model or ""
-    job = prepare(
-        svc.settings,
-        view,
-        label,
-        req.options,
-        req.keep_alive,
-        think=req.think,
-        truncate=req.truncate,
+    job = await svc.job(
+        req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
     )
+    view, label = job.view, job.label
     msgs = messages_from_wire(req.messages or [])
     if not msgs and req.keep_alive is not None and job.keep_alive == 0:
         await svc.scheduler.unload(job.ref.key)
         yield chat_chunk(label, Ack("unload"))
         return
-    if job.spec.embedding:
-        raise BadRequest(f'"{label}" does not support chat')
-    if job.think and "thinking" not in view.capabilities:
-        raise BadRequest(f'"{label}" does not support thinking')
+    check_generation(job, "chat")
     template = view.template
     long_name = view.name.display_long()
     tools = [t.model_dump() for t in req.tools or []]

@@ -4,10 +4,12 @@ scheduler (built once per server; tests build their own around the fake engine).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from corral.config import Settings
 from corral.scheduler import Scheduler
 from corral.service.models import ModelCatalog
+from corral.service.request import Job, prepare
 from corral.store import Store
 
 
@@ -21,3 +23,9 @@ class Service:
     @classmethod
     def build(cls, settings: Settings, store: Store, scheduler: Scheduler) -> Service:
         return cls(settings, store, ModelCatalog(store), scheduler)
+
+    async def job(self, model: str | None, options: Any, keep_alive: Any, **how: Any) -> Job:
+        """Steps 1 and 2 of a request: resolve the model it names, then fix its job (see
+        :func:`~corral.service.request.prepare` for ``how``)."""
+        view = await self.catalog.resolve(model)
+        return prepare(self.settings, view, model or "", options, keep_alive, **how)

@@ -15,7 +15,6 @@ from corral.api.types import EmbeddingResponse, EmbeddingsRequest, EmbedRequest,
 from corral.errors import BadRequest
 from corral.scheduler import Lease, Runner
 from corral.service.context import Service
-from corral.service.request import Job, prepare
 
 EMBED_BATCH = 64
 
@@ -65,17 +64,12 @@ async def _vectors(
     return tokens, vectors
 
 
-async def _job(svc: Service, model: str | None, options: Any, keep_alive: Any) -> Job:
-    view = await svc.catalog.resolve(model)
-    return prepare(svc.settings, view, model or "", options, keep_alive, embedding=True)
-
-
 async def embed(svc: Service, req: EmbedRequest) -> EmbedResponse:
     start = time.perf_counter_ns()
     if req.dimensions is not None and req.dimensions < 0:
         raise BadRequest("dimensions must be a positive number")
     texts = _inputs(req.input)
-    job = await _job(svc, req.model, req.options, req.keep_alive)
+    job = await svc.job(req.model, req.options, req.keep_alive, embedding=True)
     label = req.model or ""
     async with svc.scheduler.use(job.ref, job.keep_alive) as lease:
         load_ns = lease.load_duration_ns
@@ -98,7 +92,7 @@ async def embed(svc: Service, req: EmbedRequest) -> EmbedResponse:
 
 
 async def embeddings_legacy(svc: Service, req: EmbeddingsRequest) -> EmbeddingResponse:
-    job = await _job(svc, req.model, req.options, req.keep_alive)
+    job = await svc.job(req.model, req.options, req.keep_alive, embedding=True)
     async with svc.scheduler.use(job.ref, job.keep_alive) as lease:
         if not req.prompt:
             return EmbeddingResponse(embedding=[])

@@ -12,31 +12,21 @@ from corral.service.context import Service
 from corral.service.native import generate_chunk
 from corral.service.outputs import Ack
 from corral.service.render import GeneratePrompt, stored_messages
-from corral.service.request import grammar_for, prepare, with_grammar
+from corral.service.request import check_generation, grammar_for, with_grammar
 
 
 async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[GenerateResponse, None]:
     if req.raw and (req.template or req.system or req.context):
         raise BadRequest("raw mode does not support template, system, or context")
-    view = await svc.catalog.resolve(req.model)
-    label = req.model or ""
-    job = prepare(
-        svc.settings,
-        view,
-        label,
-        req.options,
-        req.keep_alive,
-        think=req.think,
-        truncate=req.truncate,
+    job = await svc.job(
+        req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
     )
+    view, label = job.view, job.label
     if not req.prompt and req.keep_alive is not None and job.keep_alive == 0:
         await svc.scheduler.unload(job.ref.key)
         yield generate_chunk(label, Ack("unload"))
         return
-    if job.spec.embedding:
-        raise BadRequest(f'"{label}" does not support generate')
-    if job.think and "thinking" not in view.capabilities:
-        raise BadRequest(f'"{label}" does not support thinking')
+    check_generation(job, "generate")
     template = await svc.catalog.template(req.template) if req.template else view.template
     long_name = view.name.display_long()
     if req.suffix and not req.raw and not template.prompt.supports_suffix:

@@ -167,3 +167,11 @@ def with_grammar(job: Job, grammar: str | None) -> Job:
     if grammar is None:
         return job
     return dataclasses.replace(job, sampling=dataclasses.replace(job.sampling, grammar=grammar))
+
+
+def check_generation(job: Job, endpoint: str) -> None:
+    """Ollama's 400s for a generation the model cannot do."""
+    if job.spec.embedding:
+        raise BadRequest(f'"{job.label}" does not support {endpoint}')
+    if job.think and "thinking" not in job.view.capabilities:
+        raise BadRequest(f'"{job.label}" does not support thinking')
