@@ -256,6 +256,11 @@ class Served:
         stats = self.stats()
         return all(stats[k] == v for k, v in IDLE.items())
 
+    def load_waiters(self, name: str) -> int:
+        """Requests waiting for a load of ``name`` (the one that started it included)."""
+        path = self.model_path(name)
+        return sum(e.waiters for e in self.scheduler.loaded.values() if e.spec.model_path == path)
+
     def model_path(self, name: str) -> str:
         """The model file of ``name`` (what ``Factory.gates`` and ``failures`` are keyed by)."""
         path = self.service.catalog.view(parse_name(name)).stored.model_path

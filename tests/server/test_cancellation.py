@@ -46,10 +46,8 @@ async def test_leaving_while_waiting_for_the_load_abandons_it(
     path = srv.model_path(CHAT_A)
     srv.factory.gates[path] = asyncio.Event()
     client = await srv.raw(route.path, route.body(CHAT_A, ENDLESS, stream=stream))
-    await until(
-        lambda: len(srv.factory.loads) == 1 and srv.stats()["queued"] == 1,
-        "the request waits for the load",
-    )
+    await until(lambda: srv.load_waiters(CHAT_A) == 1, "the request waits for its load")
+    assert srv.stats()["queued"] == 0  # the request that starts a load is not queued
 
     await client.close()
     await until(lambda: srv.factory.abandoned, "the load nobody waits for is abandoned")
@@ -69,13 +67,12 @@ async def test_a_load_another_request_waits_for_is_not_abandoned(srv: Served) ->
     srv.factory.gates[path] = asyncio.Event()
     leaver = await srv.raw(route.path, route.body(CHAT_A, ENDLESS, stream=False))
     stayer = asyncio.create_task(srv.ask(CHAT_A, route=route))
-    await until(
-        lambda: len(srv.factory.loads) == 1 and srv.stats()["queued"] == 2,
-        "two requests wait for the load",
-    )
+    await until(lambda: srv.load_waiters(CHAT_A) == 2, "two requests wait for the load")
+    assert srv.stats()["queued"] == 1  # the second one; the first one's work is the load
 
     await leaver.close()
-    await until(lambda: srv.stats()["queued"] == 1, "the request that left gives its place back")
+    await until(lambda: srv.load_waiters(CHAT_A) == 1, "the request that left stops waiting")
+    assert srv.stats()["queued"] == 1
     assert srv.factory.abandoned == [] and srv.stats()["loaded"] == 1
 
     srv.factory.gates[path].set()
@@ -95,13 +92,13 @@ async def test_a_load_drained_while_only_waiters_hold_it_is_reloaded(srv: Served
     path = srv.model_path(CHAT_A)
     srv.factory.gates[path] = asyncio.Event()
     x = await srv.raw(route.path, route.body(CHAT_A, ONE, stream=False, options=small))
-    await until(lambda: len(srv.factory.loads) == 1, "x's load has started")
+    await until(lambda: srv.load_waiters(CHAT_A) == 1, "x's load has started")
     y = asyncio.create_task(srv.ask(CHAT_A, options=large))
-    await until(lambda: srv.stats()["queued"] == 2, "y waits")
+    await until(lambda: srv.stats()["queued"] == 1, "y waits")
     z = asyncio.create_task(srv.ask(CHAT_A, options=small))
-    await until(lambda: srv.stats()["queued"] == 3, "z waits")
+    await until(lambda: srv.load_waiters(CHAT_A) == 2, "z waits")
     await x.close()
-    await until(lambda: srv.stats()["queued"] == 2, "x has left")
+    await until(lambda: srv.load_waiters(CHAT_A) == 1, "x has left")
 
     srv.factory.gates[path].set()
 

@@ -7,10 +7,11 @@ one) run in tasks of their own, so a request for a loaded model is never delayed
 model's load or unload. Waiters sleep on a "something changed" event and look again.
 
 A request takes three things and gives each back with a plain call that cancellation cannot
-skip: a queue place while it waits (:class:`~.slots.QueueLimit`), a reference to the runner
-(``refs``, held for the whole request) and, for a generation, one of the runner's slots
-(:class:`~.slots.SlotPool`). A load that nobody waits for any more is cancelled, and the runner
-factory reaps its process.
+skip: a queue place while it waits for another request's load, for room or for a slot
+(:class:`~.slots.QueueLimit`; the request that starts a load is not queued, loading is its
+work), a reference to the runner (``refs``, held for the whole request) and, for a generation,
+one of the runner's slots (:class:`~.slots.SlotPool`). A load that nobody waits for any more
+is cancelled, and the runner factory reaps its process.
 
 Ollama's semantics are kept: ``keep_alive`` of the last request decides how long an idle runner
 stays (``0`` unloads it when idle, infinite never expires); past ``OLLAMA_MAX_LOADED_MODELS`` the
@@ -175,6 +176,7 @@ class Scheduler:
 
     async def _acquire(self, ref: ModelRef, keep_alive: float) -> Lease:
         place: QueuePlace | None = None
+        started: Loaded | None = None  # the load this request began: its own work, not a wait
         try:
             while True:
                 if self._closing:
@@ -195,11 +197,11 @@ class Scheduler:
                     return Lease(self._take(cur, keep_alive), 0, self.queue)
                 if cur is None:
                     if self._has_room():
-                        cur = self._begin_load(ref, keep_alive)
+                        cur = started = self._begin_load(ref, keep_alive)
                     elif not self._unloading and self._evict_idle():
                         continue  # wait for runners being stopped rather than evict more
                 changed = self._changed
-                if place is None:
+                if place is None and (cur is None or cur is not started):
                     place = self.queue.enter()
                 if cur is None or cur.state is not State.LOADING or cur.spec != ref.spec:
                     await changed.wait()  # room, a drained runner, or a load of other options
