@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # a raw prompt SmolLM2 goes on counting from
-LONG = {"num_predict": 100_000, "temperature": 0}
+LONG = {"num_predict": 100_000, "temperature": 0}  # counting goes on, through context shifts
+COUNT_MESSAGES = [{"role": "user", "content": COUNTING}]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,8 @@ def noqueue(
     ).start()
     c = ollama.Client(host=proc.url)
     c.create(model="smol", files={"m.gguf": c.create_blob(smollm2_gguf)})
+    # the same runner, with a template that is only the messages' text: chat routes count too
+    c.create(model="counter", from_="smol", template="{{ range .Messages }}{{ .Content }}{{ end }}")
     c.generate(model="smol", prompt="")  # load
     yield proc
     proc.stop()
@@ -86,16 +89,15 @@ def test_a_request_past_the_queue_is_answered_503(noqueue: ServerProcess) -> Non
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/generate", {"prompt": COUNTING, "raw": True, "options": LONG}),
-        (
-            "/api/chat",
-            {"messages": [{"role": "user", "content": "Count to a million."}], "options": LONG},
-        ),
+        ("/api/generate", {"model": "smol", "prompt": COUNTING, "raw": True, "options": LONG}),
+        ("/api/chat", {"model": "counter", "messages": COUNT_MESSAGES, "options": LONG}),
         (
             "/v1/chat/completions",
             {
-                "messages": [{"role": "user", "content": "Count to a million."}],
+                "model": "counter",
+                "messages": COUNT_MESSAGES,
                 "max_tokens": 100_000,
+                "temperature": 0,
             },
         ),
     ],
@@ -103,7 +105,7 @@ def test_a_request_past_the_queue_is_answered_503(noqueue: ServerProcess) -> Non
 def test_a_client_leaving_a_non_streamed_request_frees_the_slot(
     noqueue: ServerProcess, path: str, body: dict[str, object]
 ) -> None:
-    sock = send_and_hold(noqueue.url, path, {"model": "smol", "stream": False, **body})
+    sock = send_and_hold(noqueue.url, path, {"stream": False, **body})
     try:
         wait_for(lambda: probe(noqueue.url) == 503, "the held request never took the slot")
     finally:
