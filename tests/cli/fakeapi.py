@@ -5,7 +5,8 @@
   ``verifying sha256 digest``, ``writing manifest``, ``success``. A model named ``broken`` ends the
   stream with an ``{"error": ...}`` line.
 * ``POST /api/show``, ``/api/generate`` and ``/api/chat`` serve ``endless``, whose chat answer
-  never ends (a word every 20 ms; ``chat_cancelled`` is set when the client goes away),
+  never ends (a word every 20 ms; ``chat_cancelled`` is set when the client goes away: corral's
+  StreamingResponse closes the answer's iterator however the stream ends),
   ``thinker`` (a thinking model: its answers start with thinking) and ``embedder`` (an embedding
   model, with ``/api/embed``).
 """
@@ -21,8 +22,9 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from corral.server.streaming import StreamingResponse
 from tests.serverproc import free_port
 
 BLOBS = (("sha256:" + "a" * 64, 1_500_000), ("sha256:" + "b" * 64, 25_000_000))

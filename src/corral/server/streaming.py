@@ -14,12 +14,33 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, TypeVar
 
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+import anyio
+from fastapi.responses import JSONResponse, Response
+from fastapi.responses import StreamingResponse as _StarletteStream
 
 from corral.api.types import Out
 from corral.errors import CorralError, InternalError
 
 log = logging.getLogger(__name__)
+
+
+class StreamingResponse(_StarletteStream):
+    """A streamed answer that closes its body iterator however the stream ends.
+
+    Starlette stops iterating when the client leaves (or the request is cancelled) but does not
+    close the iterator: one interrupted while the response was being sent stays suspended until
+    garbage collection, and with it whatever it holds (a generation, a runner slot, a transfer).
+    """
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
+
 
 Emit = Callable[[dict[str, Any]], None]
 Work = Callable[[Emit], None]

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from corral.api.types import (
     ChatRequest,
@@ -35,7 +35,7 @@ from corral.openai.protocol import (
     OpenAIWire,
 )
 from corral.server.body import decode_json, read_body, validate
-from corral.server.streaming import first_chunk
+from corral.server.streaming import StreamingResponse, first_chunk
 from corral.service import Service, catalog
 from corral.service.chat import chat
 from corral.service.embed import embed

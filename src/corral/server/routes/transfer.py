@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from corral.api.types import Wire
 from corral.errors import BadRequest, ModelNotFound
@@ -22,7 +22,7 @@ from corral.names import ModelName, parse_name
 from corral.registry.client import RegistryOptions
 from corral.registry.transfer import Transfers, pull_model, push_model
 from corral.server.body import parse_json
-from corral.server.streaming import Emit, progress_response
+from corral.server.streaming import Emit, StreamingResponse, progress_response
 from corral.service import Service
 
 router = APIRouter()
