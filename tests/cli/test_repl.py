@@ -7,6 +7,7 @@ Ctrl-C during an answer uses a scripted endless stream; the slow test chats with
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,13 @@ from tests.serverproc import ServerProcess
 FAKE_REPLY = "The quick brown fox jumps over the lazy dog."
 
 
+def _interruptible() -> None:
+    """Ctrl-C in the pty must reach the CLI as SIGINT. A test run started in the background by
+    a non-interactive shell inherits SIGINT ignored, and Python then never installs its
+    KeyboardInterrupt handler in the child, so restore the default before it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Session:
     """One ``corral run`` in a pty."""
 
@@ -37,6 +45,7 @@ class Session:
             encoding="utf-8",
             dimensions=(40, 120),
             timeout=60,
+            preexec_fn=_interruptible,
         )
 
     def prompt(self) -> None:
