@@ -89,6 +89,9 @@ class InProcessRunner:
     def unexpect(self) -> None:
         self.expected -= 1
 
+    def set_threads(self, n: int) -> None:
+        self.engine.set_threads(n)
+
     def die(self) -> None:
         """The process crashed: every request in flight gets an error."""
         self.dead = True

@@ -115,6 +115,7 @@ class FakeEngine:
         self._cancelled: set[int] = set()
         self._early: list[EngineEvent] = []
         self._tick = 0
+        self.threads = 0  # set by set_threads; 0: never set
         self.steps = 0  # number of step() calls that did work, for tests
         self.closed = False
 
@@ -149,6 +150,10 @@ class FakeEngine:
 
     def is_eog(self, token: int) -> bool:
         return token == EOS
+
+    def set_threads(self, n: int) -> None:
+        """Recorded only (the fake computes nothing): ``threads`` is the last value set."""
+        self.threads = n
 
     def reply_for(self, prompt_text: str) -> Reply:
         """What a request with this prompt text generates (see the module docstring)."""

@@ -201,6 +201,14 @@ class LlamaEngine:
     def is_eog(self, token: int) -> bool:
         return self._vocab.is_eog(token)
 
+    def set_threads(self, n: int) -> None:
+        """Compute threads from the next decode on (the server's CPU budget across runners:
+        fewer while other runners are busy, all of them again when this one is alone)."""
+        n = max(1, n)
+        if n != self.n_threads and self._ctx is not None:
+            L.llama_set_n_threads(self._ctx, n, n)
+            self.n_threads = n
+
     # ----------------------------------------------------------------- requests
 
     def submit(self, req: GenerateRequest) -> None:

@@ -265,6 +265,11 @@ class RunnerProcess:
         with contextlib.suppress(RunnerError):
             self._send({"op": "unexpect"})
 
+    def set_threads(self, n: int) -> None:
+        """Compute threads from the runner's next step on (the server's CPU budget)."""
+        with contextlib.suppress(RunnerError):
+            self._send({"op": "threads", "n": n})
+
     async def generate(
         self,
         prompt_tokens: list[int],

@@ -36,6 +36,7 @@ from typing import Any
 from corral.config import Settings
 from corral.engine.types import LoadSpec
 from corral.errors import CorralError, InternalError
+from corral.scheduler.cpu import available_cores, shares
 from corral.scheduler.slots import QueueLimit, QueuePlace, SlotHold, SlotPool
 from corral.scheduler.types import ModelRef, Runner, RunnerFactory
 
@@ -67,6 +68,7 @@ class Loaded:
     error: CorralError | None = None
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     slots: SlotPool = field(init=False)
+    threads: int = 0  # compute threads the runner was last told to use (0: its own choice)
 
     def __post_init__(self) -> None:
         self.slots = SlotPool(self.ref.spec.n_parallel)
@@ -162,6 +164,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._closing = False
+        self.cores = available_cores()
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -320,9 +323,30 @@ class Scheduler:
         if cur.state is not State.LOADING:  # retired between the factory's end and now
             self._spawn(self._close(cur))
             return
+        cur.threads = self._wanted_threads(cur)
+        cur.slots.on_busy_change = self._rebalance
         cur.state = State.READY
         self._settle(cur)
         self._notify()
+
+    def _wanted_threads(self, cur: Loaded) -> int:
+        """The runner's own thread count: its model's ``num_thread``, else one per core."""
+        assert cur.runner is not None
+        reported = cur.runner.info.get("n_threads")
+        return int(reported) if isinstance(reported, int) and reported > 0 else self.cores
+
+    def _rebalance(self) -> None:
+        """Give busy runners their share of the cores (see :mod:`.cpu`)."""
+        ready = [x for x in self.loaded.values() if x.runner is not None and x.threads]
+        wants = {id(x): self._wanted_threads(x) for x in ready}
+        busy = [id(x) for x in ready if x.slots.busy]
+        share = shares(wants, busy, self.cores)
+        for x in ready:
+            n = share[id(x)]
+            if n != x.threads:
+                assert x.runner is not None
+                x.threads = n
+                x.runner.set_threads(n)
 
     def _retire(self, cur: Loaded) -> None:
         """Stop ``cur``: unload its runner, or abandon its load. It keeps counting as loaded

@@ -25,9 +25,10 @@ from corral.errors import ServerBusy
 class SlotPool:
     """``size`` slots, handed out first come first served."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, on_busy_change: Callable[[], None] | None = None) -> None:
         self.size = max(1, size)
         self.free = self.size
+        self.on_busy_change = on_busy_change  # called when the pool turns busy or idle
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
@@ -42,6 +43,8 @@ class SlotPool:
         """A slot at once, or None when the caller would have to wait."""
         if self.free > 0 and not self.waiting:
             self.free -= 1
+            if self.free == self.size - 1:
+                self._changed()
             return SlotHold(self)
         return None
 
@@ -72,6 +75,12 @@ class SlotPool:
                 fut.set_result(None)
                 return
         self.free = min(self.size, self.free + 1)
+        if self.free == self.size:
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_busy_change is not None:
+            self.on_busy_change()
 
 
 class SlotHold:
