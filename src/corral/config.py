@@ -125,7 +125,7 @@ class Settings:
     log_level: int = logging.INFO
     noprune: bool = False
     nohistory: bool = False
-    flash_attention: bool | None = None  # unset: the engine decides (off on CPU-only builds)
+    flash_attention: bool | None = None  # unset: timed on this CPU (CPU builds), llama.cpp's on GPU
     api_key: str | None = None
 
     @classmethod

@@ -15,9 +15,10 @@ whole-stream copy, paid in the next decode (~15-20 ms for a 4,096-cell SmolLM2 s
 of evaluating 3-4 of its prompt tokens on 2 cores), so only prefixes of at least
 :func:`min_stream_copy` tokens are copied; ``kv_unified=True`` shares one buffer instead (free
 copies that share cells). With ``LoadSpec.flash_attn=True`` a request's output is bit-identical
-whatever else runs in the batch; the CPU default (off) is ~20% faster and a greedy near-tie can
-then occasionally resolve differently under load. When a slot reaches ``n_ctx`` the context is
-shifted as Ollama does: keep ``num_keep`` tokens, drop half the rest.
+whatever else runs in the batch; off, a greedy near-tie can occasionally resolve differently
+under load. Unset on a CPU-only build, it is chosen by timing both on this CPU
+(:mod:`.tuning`): faster one way on some CPUs, the other way on others. When a slot reaches
+``n_ctx`` the context is shifted as Ollama does: keep ``num_keep`` tokens, drop half the rest.
 
 Only batch positions marked for logits are ever sampled and a batch never exceeds ``n_batch``:
 llama.cpp aborts the whole process on either mistake.
@@ -47,6 +48,7 @@ from corral.engine.native import (
 )
 from corral.engine.sampling import Candidates, GrammarInitError, RequestSampler
 from corral.engine.slots import Slot, plan_placement
+from corral.engine.tuning import choose_flash_attn
 from corral.engine.types import DoneEvent, EngineEvent, GenerateRequest, LoadSpec, TokenEvent
 
 
@@ -118,6 +120,7 @@ class LlamaEngine:
         self.n_parallel: int = max(1, spec.n_parallel)
         self.n_threads = resolve_threads(spec.n_threads)
         self.embedding = spec.embedding
+        self.flash_attn: bool | None = spec.flash_attn
         if spec.embedding:
             n_batch = max(spec.n_batch, self.n_ctx)
             cfg = ContextConfig(
@@ -131,13 +134,18 @@ class LlamaEngine:
             )
         else:
             n_batch = max(self.n_parallel, min(spec.n_batch, self.n_ctx * self.n_parallel))
+            flash_attn = spec.flash_attn
+            if flash_attn is None and not L.llama_supports_gpu_offload():
+                n_vocab = int(L.llama_vocab_n_tokens(L.llama_model_get_vocab(model)))
+                flash_attn = choose_flash_attn(model, spec.model_path, self.n_threads, n_vocab)
+            self.flash_attn = flash_attn
             cfg = ContextConfig(
                 n_ctx=self.n_ctx * self.n_parallel,
                 n_batch=n_batch,
                 n_seq_max=self.n_parallel,
                 n_threads=self.n_threads,
                 kv_unified=kv_unified,
-                flash_attn=spec.flash_attn,
+                flash_attn=flash_attn,
             )
         self._ctx = new_context(model, cfg)
         if not spec.embedding:  # llama.cpp may round the per-sequence size; never exceed it
@@ -185,6 +193,7 @@ class LlamaEngine:
             "embedding": self.embedding,
             "pooling_type": int(L.llama_pooling_type(self._ctx)),
             "can_shift": self._can_shift,
+            "flash_attn": self.flash_attn,
         }
 
     def tokenize(

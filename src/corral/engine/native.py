@@ -129,10 +129,10 @@ class ContextConfig:
 
 
 def _flash_attn_type(flash_attn: bool | None) -> int:
-    """Flash attention made CPU decode 20-25% slower here (SmolLM2, 2 threads, 1-4 sequences),
-    so "auto" means off on CPU-only builds and llama.cpp's own choice on GPU builds. With it on,
-    every sequence's attention is computed independently of the others in the batch, so a
-    request's output is bit-identical under any concurrency; without it a greedy near-tie can
+    """None means off on CPU-only builds (generation contexts resolve it beforehand by timing
+    it, see :mod:`.tuning`) and llama.cpp's own choice on GPU builds. With it on, every
+    sequence's attention is computed independently of the others in the batch, so a request's
+    output is bit-identical under any concurrency; without it a greedy near-tie can
     occasionally resolve differently when other sequences share the batch."""
     if flash_attn is None:
         if L.llama_supports_gpu_offload():
