@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import ollama
 
-from bench.common import HTTP, machine, start_server
+from bench.common import machine, start_server, stream_generate
 from bench.embed_throughput import MODEL as EMBED
 from bench.embed_throughput import create_minilm, sentences
 from corral import bundled
@@ -43,21 +43,7 @@ CHAT_OPTIONS = {"num_predict": PREDICT, "temperature": 0, "num_ctx": 2048}
 def stream_rate(url: str, model: str) -> float:
     """Decode tok/s of one streamed generation (client-side, first token to last)."""
     body = {"model": model, "prompt": STORY, "options": CHAT_OPTIONS, "stream": True}
-    first = last = 0.0
-    tokens = 0
-    with HTTP.stream("POST", url + "/api/generate", json=body) as r:
-        r.raise_for_status()
-        for line in r.iter_lines():
-            if not line:
-                continue
-            obj = json.loads(line)
-            now = time.perf_counter()
-            if obj.get("response"):
-                first = first or now
-                last = now
-            if obj.get("done"):
-                tokens = int(obj.get("eval_count") or 0)
-    return (tokens - 1) / (last - first) if last > first else 0.0
+    return stream_generate(url, "/api/generate", body).decode_rate
 
 
 class Embedder(threading.Thread):
