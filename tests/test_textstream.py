@@ -45,3 +45,35 @@ def test_nothing_after_stop() -> None:
     assert s.feed(b"aXb") == "a"
     assert s.feed(b"more") == ""
     assert s.flush() == ""
+
+
+def test_a_run_of_tokens_decodes_like_the_tokens_one_by_one() -> None:
+    from corral.engine.types import TokenEvent, TokenRun
+    from corral.service.decode import Decoder
+
+    pieces = (b"Hel", b"lo ", b"\xc3", b"\xa9t", b"STOP", b" never")
+    one = Decoder(["STOP"], start_ns=0)
+    text = "".join(
+        d.text for i, p in enumerate(pieces) if (d := one.token(TokenEvent(1, i, p))) is not None
+    )
+    run = Decoder(["STOP"], start_ns=0)
+    delta = run.token(TokenRun(1, tuple(range(len(pieces))), pieces))
+    assert delta is not None and delta.text == text == "Hello ét"
+    assert run.stopped and one.stopped
+    # Tokens after the stop word are neither sent nor counted, whichever way they came.
+    assert run.tokens == one.tokens == [0, 1, 2, 3, 4]
+
+
+def test_now_go_is_go_time_of_now() -> None:
+    import re
+    from datetime import UTC, datetime, timedelta
+
+    from corral.timefmt import go_time, now_go
+
+    before = datetime.now(UTC)
+    text = now_go()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)", text)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    assert before - timedelta(microseconds=1) <= when <= after
+    assert go_time(when)[-6:] == text[-6:]  # the same offset notation

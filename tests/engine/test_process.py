@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
 
-from corral.engine.process import RunnerError, RunnerProcess
-from corral.engine.types import DoneEvent, LoadSpec, SamplingParams, TokenEvent
+from corral.engine.process import RunnerError, RunnerProcess, _run_of
+from corral.engine.types import DoneEvent, LoadSpec, SamplingParams, TokenEvent, TokenRun
 from corral.scheduler import SlotPool
 
 pytestmark = pytest.mark.anyio
@@ -108,3 +109,36 @@ async def test_a_dying_runner_fails_its_streams_and_gives_back_deferred_slots() 
     with pytest.raises(RunnerError):
         await runner.tokenize("x")
     await runner.close()
+
+
+async def test_tokens_waiting_together_come_as_one_run() -> None:
+    q: asyncio.Queue[Any] = asyncio.Queue()
+    for n in (5, 6, 7):
+        q.put_nowait(TokenEvent(1, n, bytes([96 + n])))
+    done = DoneEvent(1, "stop", 1, 0, 3, 0)
+    q.put_nowait(done)
+    first = q.get_nowait()
+    run, held = _run_of(first, q)
+    assert run == TokenRun(1, (5, 6, 7), (b"e", b"f", b"g"))
+    assert held is done and q.empty()
+    lone = TokenEvent(1, 8, b"h")
+    assert _run_of(lone, q) == (lone, None)
+
+
+async def test_runs_keep_every_token_in_order() -> None:
+    runner = RunnerProcess(SPEC, engine="fake")
+    await runner.start(30)
+    try:
+        prompt = await runner.tokenize("forever")
+        tokens: list[int] = []
+        async for ev in runner.generate(prompt, SamplingParams(num_predict=40)):
+            if isinstance(ev, TokenEvent):
+                tokens.append(ev.token)
+            elif isinstance(ev, TokenRun):
+                assert len(ev.tokens) == len(ev.pieces) > 1
+                tokens.extend(ev.tokens)
+            else:
+                assert ev.eval_count == len(tokens) == 40
+        assert await runner.detokenize(tokens) == ("la " * 14)[:40]  # one token per character
+    finally:
+        await runner.close()

@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,7 +23,7 @@ import corral.engine.runner as runner_module
 from corral.engine.fake import FakeEngine
 from corral.engine.protocol import encode, read_frame
 from corral.engine.runner import Runner
-from corral.engine.types import EngineEvent, LoadSpec, TokenEvent
+from corral.engine.types import DoneEvent, EngineEvent, LoadSpec, TokenEvent
 
 HANG_GUARD = 30.0  # seconds; never reached unless the runner is broken
 
@@ -207,3 +207,81 @@ def test_tokenize_is_answered_while_a_step_runs() -> None:
         reader.join(HANG_GUARD)
     h.thread.join(HANG_GUARD)  # the end of input stops the loop
     assert not h.thread.is_alive()
+
+
+# ---- holding a fast stream's tokens ----------------------------------------------------------
+
+
+class Idle:
+    """Just enough of an engine for the send policy: whether more steps will come."""
+
+    def __init__(self) -> None:
+        self.work = True
+
+    def has_work(self) -> bool:
+        return self.work
+
+
+class Writes(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def write(self, data: Any) -> int:
+        self.count += 1
+        return super().write(data)
+
+
+def sent(out: Writes) -> list[Frame]:
+    stream = io.BytesIO(out.getvalue())
+    frames = []
+    while (frame := read_frame(stream)) is not None:
+        frames.append(frame)
+    return frames
+
+
+def tok(rid: int, n: int) -> TokenEvent:
+    return TokenEvent(rid, n, b"x")
+
+
+def test_a_fast_streams_tokens_are_held_briefly_and_sent_together() -> None:
+    engine, out = Idle(), Writes()
+    runner = Runner(cast(Any, engine), out)
+    step = runner_module.MAX_HOLD_S / 2.5  # a step well under the hold time
+    runner._emit([tok(1, 10)], 0.0, step)
+    assert out.count == 1, "a first token is sent at once (time to first token)"
+    runner._emit([tok(1, 11)], step, step)
+    runner._emit([tok(1, 12)], 2 * step, step)
+    assert out.count == 1, "tokens of a fast stream wait to be sent together"
+    # Waiting one more step would hold the oldest token past MAX_HOLD_S: everything goes now.
+    runner._emit([tok(1, 13)], 3 * step, step)
+    assert out.count == 2
+    assert [f["token"] for f in sent(out)] == [10, 11, 12, 13]
+
+
+def test_slow_steps_ends_and_idle_engines_are_never_held() -> None:
+    engine, out = Idle(), Writes()
+    runner = Runner(cast(Any, engine), out)
+    slow = runner_module.MAX_HOLD_S * 1.5
+    runner._emit([tok(1, 1)], 0.0, slow)
+    runner._emit([tok(1, 2)], slow, slow)
+    assert out.count == 2, "a token of a slow stream is not held"
+    fast = runner_module.MAX_HOLD_S / 10
+    runner._emit([tok(1, 3)], 1.0, fast)
+    assert out.count == 2
+    done = DoneEvent(1, "length", 3, 0, 3, 0)
+    runner._emit([done, tok(2, 7)], 1.0 + fast, fast)  # an end, and another's first token
+    assert out.count == 3
+    runner._emit([tok(2, 8)], 1.0 + 2 * fast, fast)
+    assert out.count == 3
+    engine.work = False  # nothing more to step: nothing may wait for a step
+    runner._emit([], 1.0 + 3 * fast, fast)
+    assert out.count == 4
+    assert [(f["ev"], f["id"]) for f in sent(out)] == [
+        ("token", 1),
+        ("token", 1),
+        ("token", 1),
+        ("done", 1),
+        ("token", 2),
+        ("token", 2),
+    ]

@@ -29,12 +29,23 @@ from corral.engine.protocol import (
     decode_body,
     encode,
     event_from_wire,
+    parse_body,
 )
-from corral.engine.types import DoneEvent, EngineEvent, HeldSlot, LoadSpec, SamplingParams
+from corral.engine.types import (
+    DoneEvent,
+    EngineEvent,
+    HeldSlot,
+    LoadSpec,
+    SamplingParams,
+    StreamEvent,
+    TokenEvent,
+    TokenRun,
+)
 from corral.errors import CorralError, InternalError
 
 log = logging.getLogger(__name__)
 
+READ_CHUNK = 1 << 16  # the runner's output is read in what arrives, up to this, then split
 VOCAB_TIMEOUT = 60.0  # tokenize/detokenize are answered beside the engine: never this slow
 CLOSE_TIMEOUT = 5.0
 
@@ -62,6 +73,27 @@ def _ended(q: asyncio.Queue[EngineEvent | _Failed]) -> bool:
         if isinstance(q.get_nowait(), DoneEvent | _Failed):
             return True
     return False
+
+
+def _run_of(
+    first: TokenEvent, q: asyncio.Queue[EngineEvent | _Failed]
+) -> tuple[TokenEvent | TokenRun, EngineEvent | _Failed | None]:
+    """``first`` and the tokens queued right behind it, as one run; also the next queued item
+    that is not a token (the request's end), taken from the queue on the way."""
+    tokens, pieces = [first.token], [first.piece]
+    while not q.empty():
+        nxt = q.get_nowait()
+        if not isinstance(nxt, TokenEvent):
+            return _joined(first, tokens, pieces), nxt
+        tokens.append(nxt.token)
+        pieces.append(nxt.piece)
+    return _joined(first, tokens, pieces), None
+
+
+def _joined(first: TokenEvent, tokens: list[int], pieces: list[bytes]) -> TokenEvent | TokenRun:
+    if len(tokens) == 1:
+        return first
+    return TokenRun(first.request_id, tuple(tokens), tuple(pieces))
 
 
 class RunnerProcess:
@@ -166,17 +198,38 @@ class RunnerProcess:
         return decode_body(await self.proc.stdout.readexactly(size))
 
     async def _read_loop(self) -> None:
+        """Route every frame the runner sends. Frames are split out of whatever the pipe holds
+        (one read for all of a step's events, not two per frame)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
         reason = "runner closed its output"
+        buf = bytearray()
         try:
-            while True:
-                self._route(await self._read())
-        except (asyncio.IncompleteReadError, ProtocolError, ConnectionError) as e:
+            while data := await stdout.read(READ_CHUNK):
+                buf += data
+                start, have = 0, len(buf)
+                while have - start >= HEADER.size:
+                    (size,) = HEADER.unpack_from(buf, start)
+                    if size > MAX_FRAME:
+                        raise ProtocolError("frame too large")
+                    end = start + HEADER.size + size
+                    if end > have:
+                        break
+                    self._route(parse_body(bytes(buf[start + HEADER.size : end])))
+                    start = end
+                del buf[:start]
+        except (ProtocolError, ConnectionError) as e:
             reason = str(e) or reason
         except asyncio.CancelledError:
             reason = "runner stopped"
         await self._fail_all(reason)
 
-    def _route(self, msg: dict[str, Any]) -> None:
+    def _route(self, msg: dict[str, Any] | TokenEvent) -> None:
+        if isinstance(msg, TokenEvent):
+            q = self._streams.get(msg.request_id)
+            if q is not None:
+                q.put_nowait(msg)
+            return
         rid = msg.get("id", 0)
         kind = msg.get("ev")
         if kind in ("token", "done"):
@@ -277,13 +330,15 @@ class RunnerProcess:
         *,
         expected: bool = False,
         slot: HeldSlot | None = None,
-    ) -> AsyncGenerator[EngineEvent, None]:
-        """Yield the runner's token events then one done event; cancel on early exit.
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the runner's token events then one done event; cancel on early exit. Tokens
+        that are already waiting together come as one :class:`TokenRun`.
         ``expected``: this request was announced with :meth:`expect`."""
         rid = next(self._ids)
         q: asyncio.Queue[EngineEvent | _Failed] = asyncio.Queue()
         self._streams[rid] = q
         finished = False
+        held: EngineEvent | _Failed | None = None  # taken from the queue, not yet handled
         try:
             self._send(
                 {
@@ -295,7 +350,10 @@ class RunnerProcess:
                 }
             )
             while True:
-                ev = await q.get()
+                ev: StreamEvent | _Failed = held if held is not None else await q.get()
+                held = None
+                if isinstance(ev, TokenEvent) and not q.empty():
+                    ev, held = _run_of(ev, q)
                 if isinstance(ev, _Failed):
                     finished = True
                     raise RunnerError(ev.reason)
@@ -306,7 +364,8 @@ class RunnerProcess:
                 yield ev
         finally:
             self._streams.pop(rid, None)
-            if not finished and not _ended(q) and self.alive:
+            ended = isinstance(held, DoneEvent | _Failed)
+            if not finished and not ended and not _ended(q) and self.alive:
                 with contextlib.suppress(RunnerError):
                     self._send({"op": "cancel", "id": rid})
                 if slot is not None:

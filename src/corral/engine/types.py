@@ -32,8 +32,9 @@ class LoadSpec:
     use_mlock: bool = False
     embedding: bool = False
     lora_paths: tuple[str, ...] = ()
-    # None: the engine decides (off on CPU-only builds: ~20% faster decode here); True makes a
-    # request's output bit-identical whatever else shares its batch (OLLAMA_FLASH_ATTENTION).
+    # None: the engine decides (on a CPU-only build by timing both ways on this CPU, see
+    # engine/tuning.py); True makes a request's output bit-identical whatever else shares its
+    # batch (OLLAMA_FLASH_ATTENTION).
     flash_attn: bool | None = None
 
 
@@ -78,6 +79,17 @@ class TokenEvent:
 
 
 @dataclass(frozen=True)
+class TokenRun:
+    """Consecutive tokens of one request that reached the server together (the runner holds a
+    fast stream's tokens for a few milliseconds, and a stream can fall behind): the server
+    decodes them together and sends them as one chunk."""
+
+    request_id: int
+    tokens: tuple[int, ...]
+    pieces: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class DoneEvent:
     """A request ended: ``reason`` is 'stop' (end-of-generation token), 'length' (num_predict or
     context full without shifting), 'cancel', or 'error' (with ``error``)."""
@@ -93,6 +105,7 @@ class DoneEvent:
 
 
 EngineEvent = TokenEvent | DoneEvent
+StreamEvent = TokenEvent | TokenRun | DoneEvent  # what a generation yields to the server
 
 
 class HeldSlot(Protocol):

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from corral.engine.types import EngineEvent, HeldSlot, LoadSpec, SamplingParams
+from corral.engine.types import HeldSlot, LoadSpec, SamplingParams, StreamEvent
 
 
 class Runner(Protocol):
@@ -34,9 +34,10 @@ class Runner(Protocol):
         *,
         expected: bool = False,
         slot: HeldSlot | None = None,
-    ) -> AsyncGenerator[EngineEvent, None]:
-        """Token events then one done event. ``slot``: the request's slot, whose release the
-        runner defers while a cancelled request still occupies the engine."""
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """Token events (single, or runs of tokens that arrived together) then one done
+        event. ``slot``: the request's slot, whose release the runner defers while a cancelled
+        request still occupies the engine."""
         ...
 
     async def close(self) -> None: ...

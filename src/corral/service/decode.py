@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from corral.engine.types import DoneEvent, TokenEvent
+from corral.engine.types import DoneEvent, TokenEvent, TokenRun
 from corral.errors import BadRequest
 from corral.service.outputs import Delta, Finished, Metrics
 from corral.textstream import StopText
@@ -41,11 +41,20 @@ class Decoder:
         """A stop word was seen: the runner should be told to stop."""
         return self.text.stopped
 
-    def token(self, ev: TokenEvent) -> Delta | None:
+    def token(self, ev: TokenEvent | TokenRun) -> Delta | None:
+        """The text (and tool calls) that one token, or a run of them, makes safe to send."""
         if self.text.stopped:
             return None  # decoded before the runner saw the cancel
-        self.tokens.append(ev.token)
-        return self._delta(self.text.feed(ev.piece))
+        if isinstance(ev, TokenEvent):
+            self.tokens.append(ev.token)
+            return self._delta(self.text.feed(ev.piece))
+        parts = []
+        for token, piece in zip(ev.tokens, ev.pieces, strict=True):
+            self.tokens.append(token)
+            parts.append(self.text.feed(piece))
+            if self.text.stopped:  # what follows a stop word is never counted or sent
+                break
+        return self._delta("".join(parts))
 
     def _delta(self, text: str, *, final: bool = False) -> Delta | None:
         calls: list[dict[str, object]] = []

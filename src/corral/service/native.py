@@ -4,17 +4,12 @@ and the single object a ``stream: false`` request gets."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from corral.api.types import ChatMessageOut, ChatResponse, DebugInfo, GenerateResponse
 from corral.api.types import Metrics as WireMetrics
 from corral.service.outputs import Ack, Delta, Finished, Metrics, Output, Rendered
-from corral.timefmt import go_time
-
-
-def now_iso() -> str:
-    return go_time(datetime.now(UTC))
+from corral.timefmt import now_go
 
 
 def _metrics(m: Metrics) -> WireMetrics:
@@ -29,7 +24,7 @@ def _metrics(m: Metrics) -> WireMetrics:
 
 
 def generate_chunk(label: str, out: Output) -> GenerateResponse:
-    now = now_iso()
+    now = now_go()
     if isinstance(out, Delta):
         return GenerateResponse(model=label, created_at=now, response=out.text)
     if isinstance(out, Finished):
@@ -48,7 +43,7 @@ def generate_chunk(label: str, out: Output) -> GenerateResponse:
 
 
 def chat_chunk(label: str, out: Output) -> ChatResponse:
-    now = now_iso()
+    now = now_go()
     if isinstance(out, Delta):
         calls = [dict(c) for c in out.tool_calls] or None
         message = ChatMessageOut(content=out.text, tool_calls=calls)
