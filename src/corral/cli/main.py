@@ -18,6 +18,7 @@ import typer
 from typer.core import TyperCommand
 
 from corral.api.client import Client, ClientError
+from corral.cli.attach import AttachError
 from corral.cli.create import CreateUsageError, run_create
 from corral.cli.listing import list_table, ps_table
 from corral.cli.progress import ProgressView
@@ -390,6 +391,7 @@ def run(
     caps = list(info.get("capabilities") or [])
     if think is None and "thinking" in caps:
         opts.think = True
+    opts.multimodal = "vision" in caps
     opts.parent_model = str((info.get("details") or {}).get("parent_model") or "")
     opts.loaded_messages = list(info.get("messages") or [])
 
@@ -397,7 +399,10 @@ def run(
         _embed(client, opts)
         return
     if not interactive:
-        generate(client, opts)
+        try:
+            generate(client, opts)
+        except AttachError as e:
+            raise _fail(f"Couldn't process file: {e}") from None
         return
 
     from corral.cli.repl import Repl, print_loaded_messages

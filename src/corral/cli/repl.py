@@ -23,6 +23,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from corral.api.client import Client, ClientError
 from corral.cli import help_text
+from corral.cli.attach import AttachError, extract_images
 from corral.cli.format import go_quote, go_value
 from corral.cli.listing import list_table
 from corral.cli.run import RunOptions, chat, load_model
@@ -370,6 +371,7 @@ class Repl:
             info = self.client.show(opts.model)
             opts.parent_model = str((info.get("details") or {}).get("parent_model") or "")
             opts.loaded_messages = list(info.get("messages") or [])
+            opts.multimodal = "vision" in (info.get("capabilities") or [])
             if not self.think_explicit:
                 opts.think = True if "thinking" in (info.get("capabilities") or []) else None
             load_model(self.client, opts)
@@ -396,7 +398,16 @@ class Repl:
 
     def _send(self, text: str) -> None:
         opts = self.opts
-        opts.messages.append({"role": "user", "content": text})
+        message: dict[str, Any] = {"role": "user", "content": text}
+        if opts.multimodal:
+            try:
+                message["content"], images = extract_images(text)
+            except AttachError as e:
+                _err(f"Couldn't process file: {e}\n")
+                return
+            if images:
+                message["images"] = images
+        opts.messages.append(message)
         try:
             answer = chat(self.client, opts)
         except ClientError as e:

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rich.cells import cell_len
 
 from corral.api.client import Client
+from corral.cli.attach import extract_images
 from corral.cli.format import go_duration
 from corral.cli.progress import StatusSpinner
 
@@ -49,6 +50,7 @@ class RunOptions:
     hide_thinking: bool = False
     verbose: bool = False
     prompt: str = ""
+    multimodal: bool = False  # the model takes images: files named in prompts are attached
 
     def common(self) -> Json:
         """The fields shared by generate and chat requests."""
@@ -244,6 +246,10 @@ def generate(client: Client, opts: RunOptions) -> None:
     """Answer ``opts.prompt`` once through ``/api/generate``."""
     req = opts.common()
     req["prompt"] = opts.prompt
+    if opts.multimodal:
+        req["prompt"], images = extract_images(opts.prompt)
+        if images:
+            req["images"] = images
     if opts.system:
         req["system"] = opts.system
     streamer = _Streamer(opts)

@@ -1,5 +1,6 @@
-"""``corral show``'s default output: the Model, Capabilities, Parameters, Metadata, Tensors,
-System and License sections, laid out as Ollama's CLI prints them from an ``/api/show`` answer.
+"""``corral show``'s default output: the Model, Capabilities, Projector, Parameters, Metadata,
+Tensors, System and License sections, laid out as Ollama's CLI prints them from an ``/api/show``
+answer.
 """
 
 from __future__ import annotations
@@ -63,6 +64,26 @@ def _model_rows(resp: dict[str, Any]) -> Rows:
     return rows
 
 
+def _projector_rows(info: dict[str, Any]) -> Rows:
+    """Ollama's Projector section: architecture, parameters, and the vision (or audio)
+    encoder's embedding length and projection dimensions."""
+    rows: Rows = []
+    arch = info.get("general.architecture")
+    arch = arch if isinstance(arch, str) else ""
+    if arch:
+        rows.append(["", "architecture", arch])
+    count = _number(info.get("general.parameter_count"))
+    if count is not None:
+        rows.append(["", "parameters", human_number(int(count))])
+    for key, label in (("embedding_length", "embedding length"), ("projection_dim", "dimensions")):
+        for modality in ("vision", "audio"):
+            value = _number(info.get(f"{arch}.{modality}.{key}"))
+            if value is not None:
+                rows.append(["", label, _plain_float(value)])
+                break
+    return rows
+
+
 def _metadata_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -116,6 +137,9 @@ def format_show_info(resp: dict[str, Any], *, verbose: bool = False) -> str:
     caps = resp.get("capabilities") or []
     if caps:
         section("Capabilities", lambda: [["", str(c)] for c in caps])
+    projector = resp.get("projector_info")
+    if isinstance(projector, dict):
+        section("Projector", lambda: _projector_rows(projector))
     params = resp.get("parameters") or ""
     if params:
         section("Parameters", lambda: _parameter_rows(str(params)))

@@ -32,6 +32,7 @@ class LoadSpec:
     use_mlock: bool = False
     embedding: bool = False
     lora_paths: tuple[str, ...] = ()
+    projector_path: str = ""  # a vision projector (mmproj GGUF): images are accepted
     # None: the engine decides (on a CPU-only build by timing both ways on this CPU, see
     # engine/tuning.py); True makes a request's output bit-identical whatever else shares its
     # batch (OLLAMA_FLASH_ATTENTION).

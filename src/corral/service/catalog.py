@@ -70,6 +70,7 @@ def _describe(view: ModelView, verbose: bool) -> dict[str, Any]:
         licenses=model.licenses,
         messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in model.messages],
         adapters=[str(p) for p in model.adapter_paths],
+        projectors=[str(p) for p in model.projector_paths],
     )
     resp: dict[str, Any] = {
         "license": "\n".join(model.licenses),
@@ -82,6 +83,8 @@ def _describe(view: ModelView, verbose: bool) -> dict[str, Any]:
         "capabilities": list(view.capabilities),
         "modified_at": go_time(model.entry.modified_at),
     }
+    if view.projector is not None:
+        resp["projector_info"] = view.projector.model_info(verbose)
     if model.messages:
         resp["messages"] = [
             {"role": m.get("role", ""), "content": m.get("content", "")} for m in model.messages

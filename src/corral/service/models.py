@@ -25,7 +25,7 @@ from corral.models import StoredModel, model_from_entry
 from corral.names import ModelName, parse_name
 from corral.prompt import PromptTemplate
 from corral.store import ManifestEntry, Store
-from corral.store.manifests import MEDIA_MODEL
+from corral.store.manifests import MEDIA_MODEL, MEDIA_PROJECTOR
 from corral.tools import ToolCallFormat, infer_format
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class ModelView:
     parsed: Template | None
     capabilities: tuple[str, ...]
     template_error: str = ""  # why the stored template cannot be used
+    projector: GGUFFile | None = None  # the header of the model's (first) vision projector
 
     @property
     def template(self) -> Template:
@@ -156,13 +157,24 @@ class ModelCatalog:
         except TemplateError as e:
             template, error = None, e.message
         uses = template.prompt.template.uses if template is not None and stored.template else None
-        caps = gguf.capabilities(stored.template, uses) if gguf is not None else ["completion"]
-        return ModelView(stored, gguf, template, tuple(caps), error)
+        projector = self._gguf_of(stored, entry, MEDIA_PROJECTOR)
+        has_projector = bool(stored.projector_paths)
+        caps = (
+            gguf.capabilities(stored.template, uses, has_projector=has_projector)
+            if gguf is not None
+            else ["completion"]
+        )
+        return ModelView(stored, gguf, template, tuple(caps), error, projector)
 
-    def _gguf_of(self, stored: StoredModel, entry: ManifestEntry) -> GGUFFile | None:
-        layer = entry.manifest.layer(MEDIA_MODEL)
-        path = stored.model_path
-        if layer is None or path is None:
+    def _gguf_of(
+        self, stored: StoredModel, entry: ManifestEntry, media: str = MEDIA_MODEL
+    ) -> GGUFFile | None:
+        """The header of the model's weights (or of its first projector), cached by digest."""
+        layer = entry.manifest.layer(media)
+        if layer is None:
+            return None
+        path = stored.model_path if media == MEDIA_MODEL else self.store.blob_path(layer.digest)
+        if path is None:
             return None
         try:
             return self._gguf.get_or_make(layer.digest, lambda: read_gguf(path))

@@ -111,15 +111,16 @@ def load_spec(
         use_mlock=bool(opts.get("use_mlock", False)),
         embedding=view.gguf.is_embedding or embedding,
         lora_paths=tuple(str(p) for p in view.stored.adapter_paths),
+        projector_path=str(view.stored.projector_paths[0]) if view.stored.projector_paths else "",
         flash_attn=settings.flash_attention,
     )
 
 
 def runner_key(spec: LoadSpec) -> str:
-    """Runners are shared by model file, adapters and role (generation or embeddings); the
-    other load options decide whether a runner must be reloaded."""
+    """Runners are shared by model file, adapters, projector and role (generation or
+    embeddings); the other load options decide whether a runner must be reloaded."""
     role = "embed" if spec.embedding else "generate"
-    return f"{spec.model_path}|{','.join(spec.lora_paths)}|{role}"
+    return f"{spec.model_path}|{','.join(spec.lora_paths)}|{spec.projector_path}|{role}"
 
 
 def sampling_from(opts: Mapping[str, Any], grammar: str | None) -> SamplingParams:
