@@ -22,6 +22,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from corral.create.convert import convert_to_gguf, detect_architecture
+from corral.create.convert.bert import sentence_transformers_modules
 from corral.create.convert.llama import permute_qk
 from corral.create.convert.source import SafetensorsSource
 from corral.create.convert.vocab import pre_tokenizer_name
@@ -380,3 +381,57 @@ def test_bert_embedding_parity_with_sentence_transformers() -> None:
     assert report["n_sentences"] >= 20
     assert report["f16"]["min_cosine"] >= 0.99
     assert report["f16"]["token_id_mismatches"] == 0
+
+
+POOLING = "sentence_transformers.models.Pooling"
+NORMALIZE = "sentence_transformers.models.Normalize"
+CLS_CONFIG = {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+
+
+@pytest.mark.parametrize(
+    ("modules", "files", "expected"),
+    [
+        (None, {}, (None, False)),
+        (
+            [{"type": POOLING, "path": "1_Pooling"}],
+            {"1_Pooling/config.json": CLS_CONFIG},
+            (2, False),
+        ),
+        (
+            [{"type": POOLING, "path": "1_Pooling"}, {"type": NORMALIZE, "path": "2_Normalize"}],
+            {"1_Pooling/config.json": {"pooling_mode_mean_tokens": True}},
+            (1, True),
+        ),
+        # the pooling config is missing (uploaded under its base name, it lost config.json's key):
+        # sentence-transformers' default, mean pooling
+        ([{"type": POOLING, "path": "1_Pooling"}, {"type": NORMALIZE}], {}, (1, True)),
+        ([{"type": POOLING, "path": ""}], {"config.json": CLS_CONFIG}, (1, False)),
+        # a module path outside the checkpoint is never read
+        (
+            [{"type": POOLING, "path": "../outside"}],
+            {"../outside/config.json": CLS_CONFIG},
+            (1, False),
+        ),
+        ([{"type": POOLING, "path": "/abs"}], {}, (1, False)),
+    ],
+)
+def test_sentence_transformers_modules(
+    tmp_path: Path, modules: Any, files: dict[str, Any], expected: tuple[int | None, bool]
+) -> None:
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    if modules is not None:
+        (src / "modules.json").write_text(json.dumps(modules))
+    for name, value in files.items():
+        path = src / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    assert sentence_transformers_modules(src) == expected
+
+
+def test_bad_pooling_config_names_its_path(tmp_path: Path) -> None:
+    (tmp_path / "modules.json").write_text(json.dumps([{"type": POOLING, "path": "1_Pooling"}]))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text("{nope")
+    with pytest.raises(BadRequest, match=r"parse 1_Pooling/config\.json"):
+        sentence_transformers_modules(tmp_path)

@@ -2,7 +2,8 @@
 
 The build runs in a worker thread and reports progress through ``emit`` with Ollama's status
 texts. Blobs are written first (each atomically), the manifest last, so an interrupted create
-never leaves a half-made model.
+never leaves a half-made model. The blobs the client uploaded for the create are kept after it
+(a repeated create may name them again); unreferenced ones go at the next start-up prune.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from corral.create.spec import QUANTIZABLE, CreateSpec, checkpoint_files, is_saf
 from corral.errors import BadRequest, CorralError
 from corral.gguf_info import GGUFFile, read_gguf
 from corral.models import load_model
+from corral.names import parse_digest
 from corral.store import Layer, Manifest, Store
 from corral.store.blobs import CHUNK, adopt_file
 from corral.store.fsutil import temp_name
@@ -105,7 +107,8 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
         replaced = store.read(spec.name).manifest.digests()
     except CorralError:
         replaced = set()
-    with store.pinned(d for _, d in spec.from_files + spec.adapter_files) as pins:
+    uploaded = {parse_digest(d) for _, d in spec.from_files + spec.adapter_files}
+    with store.pinned(uploaded) as pins:
         b = _Build(store, emit, pins, [], [], {})
         gguf, detect = _base_layers(spec, b)
         if gguf is not None:
@@ -118,8 +121,10 @@ def build_model(spec: CreateSpec, store: Store, emit: Emit, *, prune: bool = Tru
         store.write(spec.name, Manifest(config_layer, tuple(b.layers)))
         touched = pins.digests()
     if prune:
-        # the replaced model's layers, and layers this build wrote and then replaced
-        store.collect_garbage(replaced | touched)
+        # the replaced model's layers, and layers this build wrote and then replaced; never the
+        # client's uploads, which another create may still name (as in Ollama, they stay until
+        # the start-up prune)
+        store.collect_garbage((replaced | touched) - uploaded)
     emit({"status": "success"})
 
 

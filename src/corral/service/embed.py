@@ -1,6 +1,10 @@
 """Embeddings: ``/api/embed`` (batched, L2-normalised, ``dimensions``), the legacy
 ``/api/embeddings``, and through them ``/v1/embeddings``.
 
+Empty inputs behave as in Ollama: ``"input": ""`` and a legacy ``"prompt": ""`` embed nothing (the
+model is only loaded); an empty string inside an input list is embedded like any text (a BERT model
+still sees its CLS and SEP tokens), and is a 400 when the model's tokenizer makes no token of it.
+
 An embedding request holds a runner slot while the runner works for it, so embeddings are
 bounded by the same queue as generations.
 """
@@ -17,6 +21,9 @@ from corral.scheduler import Lease, Runner
 from corral.service.context import Service
 
 EMBED_BATCH = 64
+# llama-server's answer (which Ollama relays as a 400) for an input that tokenizes to nothing:
+# an empty string for a model that adds no BOS/CLS token of its own
+EMPTY_INPUT = "Input content cannot be empty"
 
 
 def normalize(vec: list[float]) -> list[float]:
@@ -42,6 +49,8 @@ async def _token_lists(runner: Runner, texts: list[str], truncate: bool) -> list
     out = []
     for text in texts:
         tokens = await runner.tokenize(text)
+        if not tokens:
+            raise BadRequest(EMPTY_INPUT)
         if len(tokens) > limit:
             if not truncate:
                 raise BadRequest("the input length exceeds the context length")

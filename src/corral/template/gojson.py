@@ -98,6 +98,10 @@ def _encode(value: Any, out: list[str], depth: int) -> None:
         out.append(_float(value))
     elif isinstance(value, (bytes, bytearray)):
         out.append('"' + base64.b64encode(bytes(value)).decode("ascii") + '"')
+    elif (marshaler := method_of(value, "MarshalJSON")) is not None:
+        # before slices and maps: a named slice or map type may be a json.Marshaler too
+        text = marshaler()
+        out.append(text.decode() if isinstance(text, (bytes, bytearray)) else str(text))
     elif isinstance(value, (list, tuple)):
         out.append("[")
         for i, item in enumerate(value):
@@ -105,9 +109,6 @@ def _encode(value: Any, out: list[str], depth: int) -> None:
                 out.append(",")
             _encode(item, out, depth + 1)
         out.append("]")
-    elif (marshaler := method_of(value, "MarshalJSON")) is not None:
-        text = marshaler()
-        out.append(text.decode() if isinstance(text, (bytes, bytearray)) else str(text))
     elif isinstance(value, Mapping):
         entries = sorted(((_key(k), v) for k, v in value.items()), key=lambda e: e[0])
         out.append("{")

@@ -8,8 +8,9 @@ The position ids buffer, the pooler and masked-LM/NSP heads are dropped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 import gguf
@@ -20,6 +21,8 @@ from .common import HParams, map_tensors, sort_plans, tensor_name_map, write_gen
 from .source import SafetensorsSource, read_json
 from .vocab import TokenizerFiles, wordpiece_vocab
 from .writer import OUT_TYPES, Metadata, TensorPlan
+
+log = logging.getLogger(__name__)
 
 ARCH: Final = "bert"
 HF_ARCHITECTURES: Final = ("BertModel", "BertForMaskedLM")
@@ -32,7 +35,13 @@ _DROPPED_PREFIXES: Final = ("cls.predictions", "cls.seq_relationship")
 
 
 def sentence_transformers_modules(src_dir: Path) -> tuple[int | None, bool]:
-    """(pooling type, normalize) from ``modules.json``; (None, False) without one."""
+    """(pooling type, normalize) from ``modules.json``; (None, False) without one.
+
+    The pooling module's own ``config.json`` (``1_Pooling/config.json``) may be missing: Ollama's
+    CLI uploads a folder's files under their base names, so that file arrives as a second
+    ``config.json`` and only one of the two survives. Without it the pooling is
+    sentence-transformers' default, mean pooling.
+    """
     path = src_dir / "modules.json"
     if not path.is_file():
         return None, False
@@ -51,10 +60,20 @@ def sentence_transformers_modules(src_dir: Path) -> tuple[int | None, bool]:
             normalize = True
     if pooling_dir is None:
         return None, normalize
-    pooling = read_json(src_dir / pooling_dir / "config.json")
+    name = f"{pooling_dir}/config.json"
+    if not _relative(pooling_dir) or not (src_dir / name).is_file():
+        log.warning("%s is missing: using mean pooling, the sentence-transformers default", name)
+        return POOLING_MEAN, normalize
+    pooling = read_json(src_dir / name, name)
     if not isinstance(pooling, dict):
-        raise BadRequest(f"parse {pooling_dir}/config.json: expected a JSON object")
+        raise BadRequest(f"parse {name}: expected a JSON object")
     return _pooling_type(pooling), normalize
+
+
+def _relative(folder: str) -> bool:
+    """Whether a module path of modules.json names a folder inside the checkpoint."""
+    parts = PurePosixPath(folder).parts
+    return bool(parts) and not folder.startswith("/") and ".." not in parts and "\\" not in folder
 
 
 def _pooling_type(pooling: Mapping[str, Any]) -> int:

@@ -34,14 +34,16 @@ _NATIVE: Final[Mapping[str, str]] = {
 _FLOAT_DTYPES: Final = frozenset({"F64", "F32", "F16", "BF16"})
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's value; an unreadable or invalid file is a BadRequest naming it."""
+def read_json(path: Path, name: str | None = None) -> Any:
+    """A JSON file's value; an unreadable or invalid file is a BadRequest naming it (``name``:
+    the file's path in the checkpoint, by default its base name)."""
+    label = name or path.name
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BadRequest(f"open {path.name}: no such file or directory") from None
+        raise BadRequest(f"open {label}: no such file or directory") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"parse {path.name}: {exc}") from None
+        raise BadRequest(f"parse {label}: {exc}") from None
 
 
 def load_config(src_dir: Path) -> dict[str, Any]:
