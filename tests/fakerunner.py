@@ -28,6 +28,7 @@ from corral.engine.types import (
     LoadSpec,
     SamplingParams,
 )
+from corral.errors import BadRequest
 
 
 class InProcessRunner:
@@ -78,6 +79,13 @@ class InProcessRunner:
         self._check()
         return self.engine.embed(inputs)
 
+    async def tokenize_media(self, text: str, images: list[dict[str, Any]]) -> list[int]:
+        self._check()
+        try:
+            return self.engine.tokenize_media(text, images)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+
     def cancel(self, request_id: int) -> None:
         self.cancels += 1
         self.engine.cancel(request_id)
@@ -127,6 +135,7 @@ class InProcessRunner:
         *,
         expected: bool = False,
         slot: HeldSlot | None = None,
+        media: tuple[str, list[dict[str, Any]]] | None = None,
     ) -> AsyncGenerator[EngineEvent, None]:
         self._check()
         if expected:

@@ -121,10 +121,10 @@ def test_go_json_escapes_html() -> None:
 
 
 def test_images_become_markers() -> None:
-    msgs, n = tag_images(
+    msgs, images = tag_images(
         [ChatMessage(U, "look", images=("a", "b")), ChatMessage(U, "and [img] here", images=("c",))]
     )
-    assert n == 3
+    assert images == ("a", "b", "c")
     assert [m.content for m in msgs] == ["[img-0][img-1]look", "and [img-2] here"]
 
 

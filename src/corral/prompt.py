@@ -5,7 +5,8 @@
 * Templates that use ``.Messages`` get the whole conversation; legacy templates (``.System`` /
   ``.Prompt`` / ``.Response``) are run turn by turn and the last run is cut after
   ``.Response``.
-* ``.Tools``, tool call ``Arguments`` and messages print as Go's JSON, as Ollama's types do.
+* ``.Tools`` are Ollama's template structs (:mod:`corral.prompt_tools`); they, tool call
+  ``Arguments`` and messages print as Go's JSON, as Ollama's types do.
 * Images become ``[img-N]`` markers in the text.
 * History truncation keeps the system messages and the last message and drops the oldest others.
 """
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from corral.errors import BadRequest, TemplateError
+from corral.prompt_tools import to_template_tools
 from corral.template import Template
 
 Tokenize = Callable[[str], Awaitable[list[int]]]
@@ -44,75 +46,10 @@ def _default(obj: Any) -> Any:
 
 
 class JSONMap(dict[str, Any]):
-    """A map that prints as JSON (Ollama's templateArgs / templateProperties)."""
+    """A map that prints as JSON (Ollama's templateArgs)."""
 
     def String(self) -> str:
         return go_json(dict(self), sort_keys=True)
-
-
-_TOOL_ORDER = ("type", "items", "function")
-_FUNCTION_ORDER = ("name", "description", "parameters")
-_PARAMS_ORDER = ("type", "$defs", "items", "required", "properties")
-_PROPERTY_ORDER = ("type", "items", "description", "enum")
-
-
-def _ordered(obj: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
-    out = {k: obj[k] for k in order if k in obj}
-    out.update({k: v for k, v in obj.items() if k not in out})
-    return out
-
-
-def tool_struct(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """A tool in the field order of Ollama's Go structs (templates print it as JSON)."""
-    fn = dict(tool.get("function") or {})
-    params = dict(fn.get("parameters") or {})
-    props = params.get("properties") or {}
-    params["properties"] = {
-        k: _ordered(v, _PROPERTY_ORDER) if isinstance(v, Mapping) else v
-        for k, v in sorted(props.items())
-    }
-    params.setdefault("type", "object")
-    fn["parameters"] = _ordered(params, _PARAMS_ORDER)
-    fn.setdefault("name", "")
-    fn.setdefault("description", "")
-    out = dict(tool)
-    out.setdefault("type", "function")
-    out["function"] = _ordered(fn, _FUNCTION_ORDER)
-    return _ordered(out, _TOOL_ORDER)
-
-
-@dataclass(frozen=True)
-class TemplateFunction:
-    Name: str
-    Description: str
-    Parameters: JSONMap
-
-    def MarshalJSON(self) -> str:
-        return go_json(
-            {
-                "name": self.Name,
-                "description": self.Description,
-                "parameters": dict(self.Parameters),
-            }
-        )
-
-
-@dataclass(frozen=True)
-class TemplateTool:
-    Type: str
-    Function: TemplateFunction
-    raw: dict[str, Any] = field(repr=False)
-
-    def MarshalJSON(self) -> str:
-        return go_json(self.raw)
-
-    def String(self) -> str:
-        return go_json(self.raw)
-
-
-class TemplateTools(list[TemplateTool]):
-    def String(self) -> str:
-        return go_json([t.raw for t in self])
 
 
 @dataclass(frozen=True)
@@ -149,25 +86,6 @@ class ChatMessage:
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     tool_name: str = ""
     thinking: str = ""
-
-
-def to_template_tools(tools: Sequence[Mapping[str, Any]]) -> TemplateTools:
-    out = TemplateTools()
-    for tool in tools:
-        raw = tool_struct(tool)
-        fn = raw["function"]
-        out.append(
-            TemplateTool(
-                Type=str(raw.get("type", "function")),
-                Function=TemplateFunction(
-                    str(fn.get("name", "")),
-                    str(fn.get("description", "")),
-                    JSONMap(fn.get("parameters") or {}),
-                ),
-                raw=raw,
-            )
-        )
-    return out
 
 
 def _template_message(m: ChatMessage) -> TemplateMessage:
@@ -215,18 +133,21 @@ def collate(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage]]:
     return "\n\n".join(systems), merged
 
 
-def tag_images(messages: Sequence[ChatMessage], start: int = 0) -> tuple[list[ChatMessage], int]:
-    """Put ``[img-N]`` markers into the text of messages with images; returns the image count."""
+def tag_images(
+    messages: Sequence[ChatMessage], start: int = 0
+) -> tuple[list[ChatMessage], tuple[str, ...]]:
+    """Put ``[img-N]`` markers into the text of messages with images (from ``start`` on);
+    returns the messages and the images in marker order (image N is ``images[N]``)."""
     out = list(messages)
-    n = 0
+    images: list[str] = []
     for i in range(start, len(out)):
         m = out[i]
         if not m.images:
             continue
         content, prefix = m.content, ""
-        for _ in m.images:
-            tag = f"[img-{n}]"
-            n += 1
+        for image in m.images:
+            tag = f"[img-{len(images)}]"
+            images.append(image)
             if "[img]" in content:
                 content = content.replace("[img]", tag, 1)
             else:
@@ -234,7 +155,7 @@ def tag_images(messages: Sequence[ChatMessage], start: int = 0) -> tuple[list[Ch
         out[i] = ChatMessage(
             m.role, prefix + content, m.images, m.tool_calls, m.tool_name, m.thinking
         )
-    return out, n
+    return out, tuple(images)
 
 
 class PromptTemplate:
@@ -322,19 +243,22 @@ async def chat_prompt(
     tokenize: Tokenize,
     num_ctx: int,
     truncate: bool = True,
-) -> tuple[str, int]:
-    """The prompt for ``messages``, dropping the oldest non-system messages until it fits."""
+    image_tokens: int = 0,
+) -> tuple[str, tuple[str, ...]]:
+    """The prompt for ``messages``, dropping the oldest non-system messages (with their
+    images, each counted as ``image_tokens``) until it fits; and the images it holds."""
     start = 0
     last = len(messages) - 1
     for i in range(0, last + 1):
         kept = [m for m in messages[:i] if m.role == "system"] + list(messages[i:])
         text = template.render(kept, tools, think)
-        if len(await tokenize(text)) <= num_ctx:
+        n_images = sum(len(m.images) for m in kept)
+        if len(await tokenize(text)) + n_images * image_tokens <= num_ctx:
             start = i
             break
         if not truncate:
             raise BadRequest("the input length exceeds the context length")
         start = i
-    tagged, count = tag_images(messages, start)
+    tagged, images = tag_images(messages, start)
     systems = [m for m in messages[:start] if m.role == "system"]
-    return template.render(systems + tagged[start:], tools, think), count
+    return template.render(systems + tagged[start:], tools, think), images

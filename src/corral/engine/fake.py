@@ -290,6 +290,9 @@ class FakeEngine:
 
     # ----------------------------------------------------------------- embeddings & teardown
 
+    def tokenize_media(self, text: str, images: list[dict[str, Any]]) -> list[int]:
+        raise ValueError("this model does not support images")
+
     def embed(self, inputs: Sequence[Sequence[int]]) -> list[list[float]]:
         if not self.embedding:
             raise ValueError("this model was not loaded for embeddings")

@@ -27,13 +27,15 @@ llama.cpp aborts the whole process on either mistake.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from corral.engine.embedding import EMBED_MAX_SEQ, check_inputs, embed_batches, pooling_for
+from corral.engine.media import MediaPrompt, image_positions, prepare
 from corral.engine.native import (
     Batch,
     ContextConfig,
@@ -50,6 +52,7 @@ from corral.engine.sampling import Candidates, GrammarInitError, RequestSampler
 from corral.engine.slots import Slot, plan_placement
 from corral.engine.tuning import choose_flash_attn
 from corral.engine.types import DoneEvent, EngineEvent, GenerateRequest, LoadSpec, TokenEvent
+from corral.engine.vision import Vision
 
 
 def min_stream_copy(n_ctx: int) -> int:
@@ -76,6 +79,7 @@ class _Active:
     prompt_ns: int = 0
     eval_ns: int = 0
     finish: tuple[str, str | None] | None = field(default=None)
+    media: MediaPrompt | None = None  # a vision request's images
 
 
 @dataclass
@@ -95,6 +99,7 @@ class LlamaEngine:
         self._closed = False
         self._ctx: Any = None
         self._model: Any = None
+        self._vision: Vision | None = None
         init_backend()
         self.spec = spec
         self._model = load_model(
@@ -166,6 +171,11 @@ class LlamaEngine:
         self._cancelled: set[int] = set()
         self._early: list[EngineEvent] = []
         self._tick = 0
+        self._media: dict[int, MediaPrompt] = {}  # queued vision requests' prompts
+        self.image_tokens = 0
+        if spec.projector_path and not spec.embedding:
+            self._vision = Vision(model, spec.projector_path, self.n_threads)
+            self.image_tokens = image_positions(self._vision)
 
     # ----------------------------------------------------------------- model facts & tokens
 
@@ -194,6 +204,7 @@ class LlamaEngine:
             "pooling_type": int(L.llama_pooling_type(self._ctx)),
             "can_shift": self._can_shift,
             "flash_attn": self.flash_attn,
+            "image_tokens": self.image_tokens,
         }
 
     def tokenize(
@@ -226,7 +237,15 @@ class LlamaEngine:
         rid = req.request_id
         if rid in self._active or any(q.request_id == rid for q, _ in self._queue):
             raise ValueError(f"request id {rid} is already in use")
-        error = self._validate(req.prompt_tokens)
+        media, error = None, None
+        if req.media is not None:
+            try:
+                media = self._prepare(*req.media)
+                req = dataclasses.replace(req, prompt_tokens=tuple(media.tokens))
+            except ValueError as e:
+                error = str(e)
+        if error is None:
+            error = self._validate(req.prompt_tokens, images=media is not None)
         if error is None:
             try:
                 sampler = RequestSampler(
@@ -239,11 +258,27 @@ class LlamaEngine:
             except GrammarInitError as e:
                 error = str(e)
         if error is not None:
+            if media is not None:
+                media.free()
             self._early.append(_done(rid, "error", error=error))
             return
         self._queue.append((req, sampler))
+        if media is not None:
+            self._media[rid] = media
 
-    def _validate(self, prompt: Sequence[int]) -> str | None:
+    def tokenize_media(self, text: str, images: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Token ids of a vision prompt (an image's positions hold placeholder ids);
+        ``ValueError`` for a model without a projector or a bad image."""
+        media = self._prepare(text, images)
+        media.free()
+        return media.tokens
+
+    def _prepare(self, text: str, images: Sequence[Mapping[str, Any]]) -> MediaPrompt:
+        if self._vision is None:
+            raise ValueError("this model does not support images")
+        return prepare(self._vision, text, images)
+
+    def _validate(self, prompt: Sequence[int], *, images: bool = False) -> str | None:
         if self.embedding:
             return "this model only supports embeddings"
         if not prompt:
@@ -253,7 +288,7 @@ class LlamaEngine:
                 f"the prompt is {len(prompt)} tokens, longer than the context window of "
                 f"{self.n_ctx} tokens"
             )
-        if min(prompt) < 0 or max(prompt) >= self.n_vocab:
+        if (min(prompt) < 0 and not images) or max(prompt) >= self.n_vocab:
             return "the prompt holds a token id outside the model's vocabulary"
         return None
 
@@ -314,6 +349,8 @@ class LlamaEngine:
             if req.request_id in ids:
                 self._queue.remove((req, sampler))
                 sampler.close()
+                if (media := self._media.pop(req.request_id, None)) is not None:
+                    media.free()
                 events.append(_done(req.request_id, "cancel"))
         for rid in ids:
             act = self._active.get(rid)
@@ -331,7 +368,8 @@ class LlamaEngine:
                 return
             self._queue.popleft()
             slot = self._slots[place.slot]
-            reuse = place.reuse
+            media = self._media.pop(req.request_id, None)
+            reuse = place.reuse if media is None else media.whole_images(place.reuse)
             if place.copy_from is not None:
                 self._copy_prefix(self._slots[place.copy_from], slot, reuse, prompt)
             elif not L.llama_memory_seq_rm(self._mem, slot.index, reuse, -1):
@@ -341,7 +379,7 @@ class LlamaEngine:
                 slot.trim(reuse)
             self._tick += 1
             slot.busy, slot.last_used = True, self._tick
-            sampler.accept_prompt(prompt)
+            sampler.accept_prompt(prompt if media is None else [t for t in prompt if t >= 0])
             keep = req.sampling.num_keep
             n_keep = len(prompt) if keep < 0 else keep
             if self._vocab.add_bos():
@@ -353,6 +391,7 @@ class LlamaEngine:
                 todo=list(prompt[reuse:]),
                 n_keep=max(0, min(n_keep, self.n_ctx - 1)),
                 cached=reuse,
+                media=media,
             )
             self._active[req.request_id] = act
 
@@ -385,14 +424,41 @@ class LlamaEngine:
             tokens = [act.pending]
             idx = batch.add(tokens, len(act.slot.tokens), act.slot.index, True)
             rows.append(_Row(act, tokens, idx, False))
-        for act in self._active.values():  # then prompt chunks, first come first served
+        for act in list(self._active.values()):  # then prompt chunks, first come first served
             if act.pending is not None or not act.todo or batch.free_space == 0:
                 continue
-            chunk = act.todo[: batch.free_space]
+            room = batch.free_space
+            if act.media is not None and not act.reprocessing:
+                if not self._eval_images(act, events):
+                    continue
+                room = min(room, act.media.text_until_image(len(act.slot.tokens)))
+            chunk = act.todo[:room]
             last = len(chunk) == len(act.todo)
             idx = batch.add(chunk, len(act.slot.tokens), act.slot.index, last)
             rows.append(_Row(act, chunk, idx if last else -1, not act.reprocessing))
         return rows
+
+    def _eval_images(self, act: _Active, events: list[EngineEvent]) -> bool:
+        """Evaluate the images at the front of a vision request's prompt, each whole (their
+        own decodes, before this step's batch); False when one fails (the request ends)."""
+        media, slot, vision = act.media, act.slot, self._vision
+        assert media is not None and vision is not None
+        while act.todo and (image := media.image_at(len(slot.tokens))) is not None:
+            index, n_pos = image
+            t0 = time.perf_counter_ns()
+            try:
+                vision.eval_image(
+                    self._ctx, media.prompt, index, slot.index, len(slot.tokens), self.n_batch
+                )
+            except Exception as e:  # the request fails, not the engine
+                self._drop_cache(slot)
+                events.append(self._release(act, "error", f"the image could not be used: {e}"))
+                return False
+            slot.tokens.extend(act.todo[:n_pos])
+            del act.todo[:n_pos]
+            act.prompt_evaluated += n_pos
+            act.prompt_ns += time.perf_counter_ns() - t0
+        return True
 
     def _commit(self, row: _Row) -> None:
         act = row.act
@@ -439,8 +505,11 @@ class LlamaEngine:
             slot.shared = min(slot.shared, n_keep)
             return True
         # Cells past n_keep are shared with another slot (one position per cell): moving them
-        # would corrupt that slot, so drop them here and evaluate the kept tail again.
+        # would corrupt that slot, so drop them here and evaluate the kept tail again (not
+        # possible for an image's positions: such a request ends as if full).
         kept = slot.tokens[n_keep + discard :]
+        if min(kept, default=0) < 0:
+            return False
         if not L.llama_memory_seq_rm(self._mem, slot.index, n_keep, -1):
             return False
         slot.trim(n_keep)
@@ -452,6 +521,8 @@ class LlamaEngine:
 
     def _release(self, act: _Active, reason: str, error: str | None) -> DoneEvent:
         act.sampler.close()
+        if act.media is not None:
+            act.media.free()
         act.slot.busy = False
         self._active.pop(act.req.request_id, None)
         return DoneEvent(
@@ -489,6 +560,10 @@ class LlamaEngine:
             act.sampler.close()
         for _, sampler in getattr(self, "_queue", ()):
             sampler.close()
+        for media in getattr(self, "_media", {}).values():
+            media.free()
+        if self._vision is not None:
+            self._vision.close()
         batch = getattr(self, "_batch", None)
         if batch is not None:
             batch.free()

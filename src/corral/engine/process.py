@@ -41,7 +41,7 @@ from corral.engine.types import (
     TokenEvent,
     TokenRun,
 )
-from corral.errors import CorralError, InternalError
+from corral.errors import BadRequest, CorralError, InternalError
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,14 @@ class RunnerProcess:
         vectors: list[list[float]] = await self.call("embed", self.call_timeout, inputs=inputs)
         return vectors
 
+    async def tokenize_media(self, text: str, images: list[dict[str, Any]]) -> list[int]:
+        answer: dict[str, Any] = await self.call(
+            "tokenize_media", self.call_timeout, text=text, images=images
+        )
+        if answer.get("error"):
+            raise BadRequest(str(answer["error"]))
+        return [int(t) for t in answer["tokens"]]
+
     def expect(self) -> None:
         """Announce a generate request that is being prepared (see :mod:`.runner`)."""
         with contextlib.suppress(RunnerError):
@@ -330,6 +338,7 @@ class RunnerProcess:
         *,
         expected: bool = False,
         slot: HeldSlot | None = None,
+        media: tuple[str, list[dict[str, Any]]] | None = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Yield the runner's token events then one done event; cancel on early exit. Tokens
         that are already waiting together come as one :class:`TokenRun`.
@@ -347,6 +356,7 @@ class RunnerProcess:
                     "expected": expected,
                     "prompt_tokens": prompt_tokens,
                     "sampling": asdict(sampling),
+                    **({"media": {"text": media[0], "images": media[1]}} if media else {}),
                 }
             )
             while True:

@@ -49,6 +49,7 @@ class Engine(Protocol):
     def set_threads(self, n: int) -> None: ...
     def step(self) -> list[TokenEvent | DoneEvent]: ...
     def embed(self, inputs: list[list[int]]) -> list[list[float]]: ...
+    def tokenize_media(self, text: str, images: list[dict[str, Any]]) -> list[int]: ...
     def close(self) -> None: ...
 
 
@@ -124,7 +125,17 @@ class Runner:
                     self._expected = max(0, self._expected - 1)
                 sampling = SamplingParams(**msg.get("sampling", {}))
                 tokens = tuple(int(t) for t in msg["prompt_tokens"])
-                self.engine.submit(GenerateRequest(rid, tokens, sampling))
+                media = msg.get("media")
+                if media is not None:
+                    media = (str(media["text"]), tuple(media["images"]))
+                self.engine.submit(GenerateRequest(rid, tokens, sampling, media))
+            elif op == "tokenize_media":
+                answer: dict[str, Any]
+                try:
+                    answer = {"tokens": self.engine.tokenize_media(msg["text"], msg["images"])}
+                except ValueError as e:  # a bad image or prompt: the client's error
+                    answer = {"error": str(e)}
+                self.send({"ev": "result", "id": rid, "value": answer})
             elif op == "cancel":
                 self.engine.cancel(rid)
             elif op == "threads":

@@ -68,6 +68,9 @@ class GenerateRequest:
     request_id: int
     prompt_tokens: tuple[int, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    # a vision request: the prompt text (``[img-N]`` marks image N) and the images' pixels
+    # (``{"w", "h", "rgb"}``, RGB base64); the engine tokenizes it with the images itself
+    media: tuple[str, tuple[dict[str, Any], ...]] | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from corral.errors import BadRequest
 from corral.prompt import ChatMessage
 from corral.service import pipeline
 from corral.service.context import Service
+from corral.service.images import pixels_of
 from corral.service.native import chat_chunk
 from corral.service.outputs import Ack
 from corral.service.render import ChatPrompt, stored_messages
@@ -54,8 +55,11 @@ async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, N
     tools = [t.model_dump() for t in req.tools or []]
     if tools and not template.prompt.supports_tools:
         raise BadRequest(f"{long_name} does not support tools")
-    if any(m.images for m in msgs) and "vision" not in view.capabilities:
-        raise BadRequest(f"{long_name} does not support vision")
+    pixels = None
+    if any(m.images for m in msgs):
+        if "vision" not in view.capabilities:
+            raise BadRequest(f"{long_name} does not support vision")
+        pixels = await pixels_of([(f"message {i}", m.images) for i, m in enumerate(msgs)])
     job = with_grammar(job, await grammar_for(req.format))
     parser = None
     if tools and template.tool_format is not None:
@@ -71,7 +75,12 @@ async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, N
         model_messages=stored_messages(view.stored.messages),
     )
     outputs = pipeline.generate(
-        svc.scheduler, job, source, tools=parser, debug_render_only=req.debug_render_only
+        svc.scheduler,
+        job,
+        source,
+        tools=parser,
+        debug_render_only=req.debug_render_only,
+        pixels=pixels,
     )
     async with contextlib.aclosing(outputs):
         async for out in outputs:

@@ -9,6 +9,7 @@ from corral.api.types import GenerateRequest, GenerateResponse
 from corral.errors import BadRequest
 from corral.service import pipeline
 from corral.service.context import Service
+from corral.service.images import pixels_of
 from corral.service.native import generate_chunk
 from corral.service.outputs import Ack
 from corral.service.render import GeneratePrompt, stored_messages
@@ -33,6 +34,7 @@ async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[Generat
         raise BadRequest(f"{long_name} does not support insert")
     if req.images and "vision" not in view.capabilities:
         raise BadRequest(f"{long_name} does not support vision")
+    pixels = await pixels_of([("image", req.images)]) if req.images else None
     job = with_grammar(job, await grammar_for(req.format))
     source = GeneratePrompt(
         template=template.prompt,
@@ -48,7 +50,12 @@ async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[Generat
         truncate=job.truncate,
     )
     outputs = pipeline.generate(
-        svc.scheduler, job, source, debug_render_only=req.debug_render_only, with_context=True
+        svc.scheduler,
+        job,
+        source,
+        debug_render_only=req.debug_render_only,
+        with_context=True,
+        pixels=pixels,
     )
     async with contextlib.aclosing(outputs):
         async for out in outputs:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 
 from corral.engine.types import DoneEvent
+from corral.errors import BadRequest
 from corral.scheduler import Scheduler
 from corral.service.decode import Decoder
+from corral.service.images import Pixels
 from corral.service.outputs import Ack, Finished, Output, Rendered
 from corral.service.render import PromptSource, fit_tokens
 from corral.service.request import Job
@@ -30,6 +32,7 @@ async def generate(
     tools: ToolParser | None = None,
     debug_render_only: bool = False,
     with_context: bool = False,
+    pixels: Mapping[str, Pixels] | None = None,
 ) -> AsyncGenerator[Output, None]:
     """The outputs of one generation: deltas then :class:`Finished`, or one :class:`Ack` or
     :class:`Rendered`."""
@@ -45,13 +48,21 @@ async def generate(
         try:
             prompt, images = await source.render(runner)
             if debug_render_only:
-                yield Rendered(prompt, images)
+                yield Rendered(prompt, len(images))
                 return
-            tokens = await fit_tokens(
-                runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
-            )
+            media = None
+            if images:
+                wires = [(pixels or {})[i].wire() for i in images]
+                tokens = await runner.tokenize_media(prompt, wires)
+                if len(tokens) >= runner.n_ctx:
+                    raise BadRequest("the input length exceeds the context length")
+                media = (prompt, wires)
+            else:
+                tokens = await fit_tokens(
+                    runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
+                )
             decoder = Decoder(job.stops, tools, start_ns=start, load_ns=lease.load_duration_ns)
-            events = runner.generate(tokens, job.sampling, expected=True, slot=slot)
+            events = runner.generate(tokens, job.sampling, expected=True, slot=slot, media=media)
             announced = stopping = False
             async with contextlib.aclosing(events):
                 async for ev in events:
@@ -67,8 +78,9 @@ async def generate(
             tail, end = decoder.finish()
             if tail is not None:
                 yield tail
-            if with_context:
-                end = Finished(end.reason, end.metrics, (*tokens, *decoder.tokens))
+            if with_context:  # an image's placeholder positions cannot be sent back
+                context = (*(t for t in tokens if t >= 0), *decoder.tokens)
+                end = Finished(end.reason, end.metrics, context)
             yield end
         finally:
             if announced:

@@ -24,8 +24,8 @@ class PromptSource(Protocol):
         """Nothing to generate: the request only loads the model."""
         ...
 
-    async def render(self, runner: Runner) -> tuple[str, int]:
-        """The prompt text and how many images it holds."""
+    async def render(self, runner: Runner) -> tuple[str, tuple[str, ...]]:
+        """The prompt text and the images it holds (image N stands at its ``[img-N]``)."""
         ...
 
 
@@ -45,7 +45,7 @@ class ChatPrompt:
     def empty(self) -> bool:
         return not self.messages
 
-    async def render(self, runner: Runner) -> tuple[str, int]:
+    async def render(self, runner: Runner) -> tuple[str, tuple[str, ...]]:
         base = [ChatMessage("system", self.model_system)] if self.model_system else []
         if base and any(m.role == "system" for m in self.messages):
             base = []
@@ -57,6 +57,7 @@ class ChatPrompt:
             runner.tokenize,
             runner.n_ctx,
             self.truncate,
+            image_tokens(runner),
         )
 
 
@@ -81,14 +82,14 @@ class GeneratePrompt:
     def empty(self) -> bool:
         return not self.prompt and not self.images
 
-    async def render(self, runner: Runner) -> tuple[str, int]:
+    async def render(self, runner: Runner) -> tuple[str, tuple[str, ...]]:
         if self.raw:
-            return self.prompt, len(self.images)
+            return self.prompt, self.images
         if self.suffix:
             text = self.template.render(
                 [], think=self.think, prompt=self.prompt, suffix=self.suffix
             )
-            return text, 0
+            return text, ()
         msgs: list[ChatMessage] = []
         if self.system:
             msgs.append(ChatMessage("system", self.system))
@@ -96,15 +97,27 @@ class GeneratePrompt:
             msgs += self.model_messages
         msgs.append(ChatMessage("user", self.prompt, self.images))
         if self.custom_template:
-            tagged, count = tag_images(msgs)
+            tagged, images = tag_images(msgs)
             text = self.template.render(tagged, think=self.think)
         else:
-            text, count = await chat_prompt(
-                self.template, msgs, [], self.think, runner.tokenize, runner.n_ctx, self.truncate
+            text, images = await chat_prompt(
+                self.template,
+                msgs,
+                [],
+                self.think,
+                runner.tokenize,
+                runner.n_ctx,
+                self.truncate,
+                image_tokens(runner),
             )
         if self.context:
             text = await runner.detokenize(list(self.context)) + text
-        return text, count
+        return text, images
+
+
+def image_tokens(runner: Runner) -> int:
+    """How many context positions one image takes in this runner (0 without a projector)."""
+    return int(runner.info.get("image_tokens") or 0)
 
 
 def stored_messages(raw: Sequence[Mapping[str, Any]]) -> tuple[ChatMessage, ...]:
