@@ -299,18 +299,18 @@ def test_base_model_raw_generate(client: ollama.Client, gemma: str) -> None:
 
 
 def test_debug_render_only(client: ollama.Client, smol: str) -> None:
-    # the typed responses of the ollama client drop debug_info; read the client's raw answer
+    # the ollama client's typed responses drop _debug_info (Ollama's key): read the raw answer
     msgs = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]
     body = {"model": smol, "messages": msgs, "_debug_render_only": True, "stream": False}
     r = client._request_raw("POST", "/api/chat", json=body).json()
-    assert r["debug_info"] == {
+    assert r["_debug_info"] == {
         "rendered_template": "<|im_start|>system\nBe kind.<|im_end|>\n<|im_start|>user\nHi"
         "<|im_end|>\n<|im_start|>assistant\n",
         "image_count": 0,
     }
     body = {"model": smol, "prompt": "Hi", "raw": True, "_debug_render_only": True, "stream": False}
     r = client._request_raw("POST", "/api/generate", json=body).json()
-    assert r["debug_info"] == {"rendered_template": "Hi", "image_count": 0}
+    assert r["_debug_info"] == {"rendered_template": "Hi", "image_count": 0}
     body = {
         "model": smol,
         "prompt": "Hi",
@@ -319,7 +319,7 @@ def test_debug_render_only(client: ollama.Client, smol: str) -> None:
         "stream": False,
     }
     r = client._request_raw("POST", "/api/generate", json=body).json()
-    assert r["debug_info"]["rendered_template"] == (
+    assert r["_debug_info"]["rendered_template"] == (
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     )
 

@@ -131,10 +131,10 @@ class Out(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         """The JSON object sent to the client."""
-        return self.model_dump(mode="json", exclude_none=self.omit_none)
+        return self.model_dump(mode="json", exclude_none=self.omit_none, by_alias=True)
 
     def wire_bytes(self) -> bytes:
-        return self.model_dump_json(exclude_none=self.omit_none).encode()
+        return self.model_dump_json(exclude_none=self.omit_none, by_alias=True).encode()
 
 
 class DebugInfo(Out):
@@ -160,7 +160,7 @@ class GenerateResponse(Metrics):
     response: str = ""
     done: bool = False
     context: list[int] | None = None
-    debug_info: DebugInfo | None = None
+    debug_info: DebugInfo | None = Field(default=None, serialization_alias="_debug_info")
 
 
 class ChatMessageOut(Out):
@@ -175,7 +175,7 @@ class ChatResponse(Metrics):
     created_at: str
     message: ChatMessageOut = Field(default_factory=ChatMessageOut)
     done: bool = False
-    debug_info: DebugInfo | None = None
+    debug_info: DebugInfo | None = Field(default=None, serialization_alias="_debug_info")
 
 
 class EmbedResponse(Out):

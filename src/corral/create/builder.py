@@ -34,6 +34,7 @@ from corral.store.manifests import (
     MEDIA_MESSAGES,
     MEDIA_MODEL,
     MEDIA_PARAMS,
+    MEDIA_PROJECTOR,
     MEDIA_SYSTEM,
     MEDIA_TEMPLATE,
 )
@@ -136,6 +137,13 @@ def _base_layers(spec: CreateSpec, b: _Build) -> tuple[GGUFFile | None, bool]:
         source = base.name.display_shortest()
         for layer in base.entry.manifest.layers:
             b.existing_blob(layer.digest, layer.media_type, source)
+        before = len(b.layers)
+        if _gguf_layers(spec, b):  # FROM a model, then FROM a projector for it
+            raise BadRequest("a model to start FROM and a model file cannot be combined")
+        added = b.layers[before:]
+        if added:  # the new projector replaces the base model's
+            kept = [x for x in b.layers[:before] if x.media_type != MEDIA_PROJECTOR]
+            b.layers = kept + added
         b.config = {
             k: base.config[k]
             for k in ("model_format", "model_family", "model_families", "model_type", "file_type")
@@ -145,21 +153,34 @@ def _base_layers(spec: CreateSpec, b: _Build) -> tuple[GGUFFile | None, bool]:
             base_layer = next(x for x in b.layers if x.media_type == MEDIA_MODEL)
             return _quantized(spec.quantize, b, base_layer), False
         return None, False
-    model_layer: Layer | None = None
-    if is_safetensors(spec):
-        model_layer = _converted(spec, b)
-    elif spec.from_path is not None:
-        b.emit({"status": "parsing GGUF"})
-        model_layer = b.add_file(spec.from_path, MEDIA_MODEL)
-    for _fname, digest in [] if is_safetensors(spec) else spec.from_files:
-        b.emit({"status": "parsing GGUF"})
-        layer = b.existing_blob(digest, MEDIA_MODEL, "")
-        model_layer = model_layer or layer
-    if model_layer is None:
+    model_layers = [_converted(spec, b)] if is_safetensors(spec) else _gguf_layers(spec, b)
+    if not model_layers:
         raise BadRequest("neither 'from' or 'files' was specified")
+    if len(model_layers) > 1:
+        raise BadRequest("more than one model file was given (a projector must be a clip GGUF)")
+    model_layer = model_layers[0]
     if spec.quantize:
         return _quantized(spec.quantize, b, model_layer), True
     return read_gguf(b.store.blob_path(model_layer.digest)), True
+
+
+def _gguf_layers(spec: CreateSpec, b: _Build) -> list[Layer]:
+    """A layer for every GGUF the create names (files on this machine, then uploads): a
+    vision projector when its architecture is ``clip`` (by its metadata, whatever its name),
+    else model weights; returns the model layers."""
+    models: list[Layer] = []
+    paths = [spec.from_path] if spec.from_path is not None else []
+    for path in [*paths, *spec.more_paths]:
+        b.emit({"status": "parsing GGUF"})
+        models += [b.add_file(path, _media_of(path))]
+    for _fname, digest in spec.from_files:
+        b.emit({"status": "parsing GGUF"})
+        models += [b.existing_blob(digest, _media_of(b.store.blob_path(digest)), "")]
+    return [layer for layer in models if layer.media_type == MEDIA_MODEL]
+
+
+def _media_of(path: Path) -> str:
+    return MEDIA_PROJECTOR if read_gguf(path).architecture == "clip" else MEDIA_MODEL
 
 
 def _converted(spec: CreateSpec, b: _Build) -> Layer:

@@ -34,6 +34,9 @@ class CreateSpec:
     from_files: tuple[tuple[str, str], ...] = ()
     from_path: Path | None = None
     from_dir: Path | None = None  # a safetensors checkpoint on the server's disk
+    # more GGUF files on the server's disk (a second FROM, or a directory's other GGUFs): each
+    # is a projector when its architecture is ``clip``
+    more_paths: tuple[Path, ...] = ()
     adapter_files: tuple[tuple[str, str], ...] = ()
     adapter_paths: tuple[Path, ...] = ()
     template: str | None = None
@@ -133,15 +136,19 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
     from_dir: Path | None = None  # a safetensors checkpoint on the server's disk
     adapter_files: list[tuple[str, str]] = []
     adapter_paths: list[Path] = []
+    paths: list[Path] = []
     for cmd in mf.commands:
         if cmd.name == "model":
             if cmd.args.startswith("@"):
-                from_files = (("model.gguf", parse_digest(cmd.args[1:])),)
+                from_files += ((f"model-{len(from_files)}.gguf", parse_digest(cmd.args[1:])),)
             elif (p := _local_path(cmd.args, base_dir)) is not None:
-                if p.is_dir():
-                    from_dir = p
+                ggufs = sorted(p.glob("*.gguf")) if p.is_dir() else [p]
+                if ggufs:
+                    paths += ggufs
                 else:
-                    from_path = p
+                    from_dir = p
+            elif from_model is not None:
+                raise BadRequest("a Modelfile may name only one model to start FROM")
             else:
                 from_model = parse_name(cmd.args)
         elif cmd.name == "adapter":
@@ -151,6 +158,10 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
                 adapter_paths.append(p)
             else:
                 raise BadRequest(f"no such file or directory: {cmd.args}")
+    if paths:
+        from_path, more = paths[0], tuple(paths[1:])
+    else:
+        more = ()
     templates, systems = mf.values("template"), mf.values("system")
     messages = [{"role": role, "content": content} for role, content in mf.messages()]
     return CreateSpec(
@@ -159,6 +170,7 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
         from_files=from_files,
         from_path=from_path,
         from_dir=from_dir,
+        more_paths=more,
         adapter_files=tuple(adapter_files),
         adapter_paths=tuple(adapter_paths),
         template=templates[-1] if templates else None,
@@ -207,6 +219,7 @@ def _check_sources(spec: CreateSpec, store: Store) -> None:
     ggufs = [store.blob_path(d) for _, d in spec.from_files]
     if spec.from_path is not None:
         ggufs.append(spec.from_path)
+    ggufs += spec.more_paths
     for path in ggufs + list(spec.adapter_paths):
         if not is_gguf(path):
             raise BadRequest("supplied file was not in GGUF format")
