@@ -66,6 +66,8 @@ async def test_a_load_another_request_waits_for_is_not_abandoned(srv: Served) ->
     path = srv.model_path(CHAT_A)
     srv.factory.gates[path] = asyncio.Event()
     leaver = await srv.raw(route.path, route.body(CHAT_A, ENDLESS, stream=False))
+    # the leaver must be the one that starts the load (otherwise the stayer is, unqueued)
+    await until(lambda: srv.load_waiters(CHAT_A) == 1, "the leaver's load has started")
     stayer = asyncio.create_task(srv.ask(CHAT_A, route=route))
     await until(lambda: srv.load_waiters(CHAT_A) == 2, "two requests wait for the load")
     assert srv.stats()["queued"] == 1  # the second one; the first one's work is the load
