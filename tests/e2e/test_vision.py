@@ -235,3 +235,21 @@ def test_cli_attaches_an_image_named_in_the_prompt(
     names_only(done.stdout, "red")
     shown = cli("show", vis)
     assert "Projector" in shown.stdout and "clip" in shown.stdout
+
+
+def test_copy_and_delete_carry_the_projector(
+    server: ServerProcess, client: ollama.Client, vis: str
+) -> None:
+    client.copy(vis, "vis-copy")
+    copied = show(server, "vis-copy")
+    assert copied["projector_info"] == show(server, vis)["projector_info"]
+    client.delete("vis-copy")
+    with pytest.raises(ollama.ResponseError):
+        client.show("vis-copy")
+    # the original keeps its projector blob (shared with the deleted copy)
+    answer = client.chat(
+        model=vis,
+        messages=[{"role": "user", "content": QUESTION, "images": [b64("green")]}],
+        options=GREEDY,
+    )
+    names_only(answer.message.content or "", "green")

@@ -67,7 +67,7 @@ async def test_an_early_close_keeps_the_slot_until_the_runner_reports_the_cancel
         prompt = await runner.tokenize("forever")
         events = runner.generate(prompt, SamplingParams(), slot=slot)
         first = await anext(events)
-        assert isinstance(first, TokenEvent)
+        assert isinstance(first, TokenEvent | TokenRun)  # a run when the reader was late
         await events.aclose()
         slot.release()  # as the pipeline does: a no-op, the runner owns the release now
         await until(lambda: pool.free == 1)
