@@ -9,7 +9,6 @@ are evaluated here with ``llama_decode`` as the engine does, the image chunk wit
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,10 +45,7 @@ N_BATCH = 64
 
 @pytest.fixture(scope="module")
 def projector(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path) -> Path:
-    start = time.perf_counter()
-    path = build_projector(tmp_path_factory.mktemp("vision") / "mmproj.gguf", smollm2_gguf)
-    print(f"projector built in {time.perf_counter() - start:.2f} s")
-    return path
+    return build_projector(tmp_path_factory.mktemp("vision") / "mmproj.gguf", smollm2_gguf)
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +149,7 @@ def names_only(answer: str, colour: str) -> bool:
 @pytest.mark.parametrize("colour", COLOURS)
 def test_the_model_names_the_colour(vision: Vision, ctx: Any, model: Any, colour: str) -> None:
     image = solid_image(RGB[colour])
-    start = time.perf_counter()
     answer = ask(vision, ctx, model, image)
-    print(f"{colour}: {answer!r} in {1000 * (time.perf_counter() - start):.0f} ms")
     assert names_only(answer, colour), answer
     assert ask(vision, ctx, model, image) == answer  # deterministic
 
