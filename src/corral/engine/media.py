@@ -23,13 +23,15 @@ _TAG = re.compile(r"\[img-(\d+)\]")
 
 
 def raw_image(wire: Mapping[str, Any], index: int) -> RawImage:
-    """Pixels as the server sends them (``{"w", "h", "rgb"}``, RGB base64)."""
+    """Pixels as the server sends them (``{"w", "h", "rgb", "digest"}``, RGB base64; the
+    server has hashed the pixels already, the hash is made here only when it is missing)."""
     try:
         width, height = int(wire["w"]), int(wire["h"])
         rgb = base64.b64decode(str(wire["rgb"]), validate=True)
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"image {index}: malformed pixels ({e})") from None
-    return RawImage(width, height, rgb, hashlib.sha256(rgb).hexdigest())
+    digest = str(wire.get("digest") or hashlib.sha256(rgb).hexdigest())
+    return RawImage(width, height, rgb, digest)
 
 
 def with_markers(text: str, n_images: int, marker: str) -> tuple[str, list[int]]:

@@ -36,7 +36,8 @@ class Pixels:
     digest: str
 
     def wire(self) -> dict[str, object]:
-        return {"w": self.width, "h": self.height, "rgb": base64.b64encode(self.rgb).decode()}
+        rgb = base64.b64encode(self.rgb).decode()
+        return {"w": self.width, "h": self.height, "rgb": rgb, "digest": self.digest}
 
 
 def decode_one(data: str | bytes, where: str) -> Pixels:
