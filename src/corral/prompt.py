@@ -158,6 +158,19 @@ def tag_images(
     return out, tuple(images)
 
 
+def think_on(think: bool | str | None) -> bool:
+    """Ollama's ``ThinkValue.Bool``: true, or any level."""
+    return think is True or isinstance(think, str)
+
+
+def think_level(think: bool | str | None) -> str:
+    """Ollama's ``ThinkValue.String`` (the template's ``.ThinkLevel``): the level, ``medium``
+    for ``true``, empty for ``false`` or unset."""
+    if isinstance(think, str):
+        return think
+    return "medium" if think is True else ""
+
+
 class PromptTemplate:
     """A model's template, parsed once, with Ollama's execution rules."""
 
@@ -184,12 +197,16 @@ class PromptTemplate:
         self,
         messages: Sequence[ChatMessage],
         tools: Sequence[Mapping[str, Any]] = (),
-        think: bool | None = None,
+        think: bool | str | None = None,
         *,
         prompt: str = "",
         suffix: str = "",
     ) -> str:
-        thinking = {"Think": bool(think), "ThinkLevel": "", "IsThinkSet": think is not None}
+        thinking = {
+            "Think": think_on(think),
+            "ThinkLevel": think_level(think),
+            "IsThinkSet": think is not None,
+        }
         if prompt and suffix:
             return self._run({"Prompt": prompt, "Suffix": suffix, "Response": "", **thinking})
         system, merged = collate(messages)
@@ -239,7 +256,7 @@ async def chat_prompt(
     template: PromptTemplate,
     messages: Sequence[ChatMessage],
     tools: Sequence[Mapping[str, Any]],
-    think: bool | None,
+    think: bool | str | None,
     tokenize: Tokenize,
     num_ctx: int,
     truncate: bool = True,

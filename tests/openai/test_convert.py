@@ -91,7 +91,9 @@ THINK_CASES: list[tuple[dict[str, Any], Any]] = [
     ({"reasoning_effort": "none"}, False),
     ({"reasoning_effort": "minimal"}, "low"),
     ({"reasoning_effort": "medium"}, "medium"),
-    ({"reasoning_effort": "xhigh"}, "high"),
+    ({"reasoning_effort": "xhigh"}, "max"),
+    ({"reasoning_effort": "ultra"}, "max"),
+    ({"reasoning_effort": "max"}, "max"),
     ({"reasoning": {"effort": "low"}, "reasoning_effort": "high"}, "low"),
 ]
 
@@ -330,7 +332,7 @@ def test_finish_reason(done_reason: str | None, tools: bool, expected: str) -> N
 
 def test_chat_completion_object() -> None:
     chunks = [native_chat("Hel"), native_chat("lo"), native_chat(done="stop")]
-    obj = objects.chat_completion(chunks, rid="chatcmpl-1", created=7)
+    obj = objects.chat_completion(chunks, rid="chatcmpl-1", created=7).wire()
     assert obj == {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -351,7 +353,7 @@ def test_chat_completion_object() -> None:
 
 def test_chat_completion_tool_calls() -> None:
     chunks = [native_chat(calls=[CALL]), native_chat(done="stop")]
-    obj = objects.chat_completion(chunks, rid="r", created=0, new_id=ids())
+    obj = objects.chat_completion(chunks, rid="r", created=0, new_id=ids()).wire()
     choice = obj["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["tool_calls"] == [
@@ -372,8 +374,8 @@ def test_tool_call_ids_look_like_ollamas() -> None:
 
 def test_chat_stream_chunks() -> None:
     conv = objects.ChatStream("r", 1, include_usage=True, new_id=ids())
-    out = [c for n in (native_chat("Hi"), native_chat(" there")) for c in conv.feed(n)]
-    out += conv.feed(native_chat(done="length"))
+    natives = [native_chat("Hi"), native_chat(" there"), native_chat(done="length")]
+    out = [c.wire() for n in natives for c in conv.feed(n)]
     deltas = [c["choices"][0]["delta"] if c["choices"] else None for c in out]
     assert deltas == [
         {"role": "assistant", "content": ""},
@@ -390,7 +392,8 @@ def test_chat_stream_chunks() -> None:
 
 def test_chat_stream_tool_calls_and_no_usage() -> None:
     conv = objects.ChatStream("r", 1, new_id=ids())
-    out = conv.feed(native_chat(calls=[CALL])) + conv.feed(native_chat(done="stop"))
+    natives = [native_chat(calls=[CALL]), native_chat(done="stop")]
+    out = [c.wire() for n in natives for c in conv.feed(n)]
     assert len(out) == 3
     call_delta = out[1]["choices"][0]["delta"]
     assert "content" not in call_delta
@@ -399,14 +402,14 @@ def test_chat_stream_tool_calls_and_no_usage() -> None:
 
 
 def test_chat_stream_empty_answer_still_opens_with_role() -> None:
-    out = objects.ChatStream("r", 1).feed(native_chat(done="stop"))
+    out = [c.wire() for c in objects.ChatStream("r", 1).feed(native_chat(done="stop"))]
     assert [c["choices"][0]["delta"] for c in out] == [{"role": "assistant", "content": ""}, {}]
 
 
 def test_chat_stream_reasoning() -> None:
     conv = objects.ChatStream("r", 1)
     chunk = native_chat("answer", thinking="hmm")
-    deltas = [c["choices"][0]["delta"] for c in conv.feed(chunk)]
+    deltas = [c.wire()["choices"][0]["delta"] for c in conv.feed(chunk)]
     assert deltas == [
         {"role": "assistant", "content": ""},
         {"reasoning": "hmm"},
@@ -433,7 +436,9 @@ def test_text_completion() -> None:
         [native_gen("one"), native_gen("", "stop")],
         [native_gen("two"), native_gen("", "length")],
     ]
-    obj = objects.text_completion(results, rid="cmpl-1", created=3, echo_prompts=["A: ", "B: "])
+    obj = objects.text_completion(
+        results, rid="cmpl-1", created=3, echo_prompts=["A: ", "B: "]
+    ).wire()
     assert obj["object"] == "text_completion"
     assert [(c["index"], c["text"], c["finish_reason"]) for c in obj["choices"]] == [
         (0, "A: one", "stop"),
@@ -443,11 +448,12 @@ def test_text_completion() -> None:
 
 
 def test_completion_chunks() -> None:
-    a = objects.completion_chunk(native_gen("x"), 1, rid="c", created=0, prefix="P")
+    a = objects.completion_chunk(native_gen("x"), 1, rid="c", created=0, prefix="P").wire()
     assert a["choices"] == [{"text": "Px", "index": 1, "finish_reason": None, "logprobs": None}]
-    b = objects.completion_chunk(native_gen("", "length"), 0, rid="c", created=0)
+    b = objects.completion_chunk(native_gen("", "length"), 0, rid="c", created=0).wire()
     assert b["choices"][0]["finish_reason"] == "length"
-    u = objects.completion_usage_chunk([native_gen("", "stop")] * 2, rid="c", created=0, model="m")
+    finals = [native_gen("", "stop")] * 2
+    u = objects.completion_usage_chunk(finals, rid="c", created=0, model="m").wire()
     assert u["choices"] == [] and u["usage"]["total_tokens"] == 12
 
 
@@ -466,7 +472,7 @@ def test_floats_to_base64_known_bytes() -> None:
 @pytest.mark.parametrize("encoding", ["float", "base64"])
 def test_embedding_list(encoding: str) -> None:
     native = EmbedResponse(model="e", embeddings=[[0.5, 0.25], [1.0, 0.0]], prompt_eval_count=6)
-    obj = objects.embedding_list("e", native, encoding)
+    obj = objects.embedding_list("e", native, encoding).wire()
     assert obj["object"] == "list" and obj["model"] == "e"
     assert obj["usage"] == {"prompt_tokens": 6, "total_tokens": 6}
     assert [d["index"] for d in obj["data"]] == [0, 1]
@@ -507,14 +513,14 @@ def test_model_list() -> None:
         listed("a:latest", "2024-05-01T10:00:00.5+02:00"),
         listed("x/b:1", "1970-01-01T00:00:10Z"),
     ]
-    assert objects.model_list(entries) == {
+    assert objects.model_list(entries).wire() == {
         "object": "list",
         "data": [
             {"id": "a:latest", "object": "model", "created": 1714550400, "owned_by": "library"},
             {"id": "x/b:1", "object": "model", "created": 10, "owned_by": "x"},
         ],
     }
-    assert objects.model_list([]) == {"object": "list", "data": []}
+    assert objects.model_list([]).wire() == {"object": "list", "data": []}
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,31 @@ fields are ignored, as Ollama ignores them.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+THINK_LEVELS = ("high", "medium", "low", "max")
+_THINK_CHOICES = '("high", "medium", "low", "max", true, or false)'
+
+
+def _think_value(value: Any) -> Any:
+    """Ollama's ``ThinkValue``: a bool or one of the levels, with its decoding errors."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in THINK_LEVELS:
+            return value
+        raise PydanticCustomError(
+            "ollama",
+            "invalid think value: {value} (must be " + _THINK_CHOICES[1:-1] + ")",
+            {"value": f'"{value}"'},
+        )
+    raise PydanticCustomError("ollama", "think must be a boolean or string " + _THINK_CHOICES)
+
+
+Think = Annotated[bool | str | None, BeforeValidator(_think_value)]
 
 
 class Wire(BaseModel):
@@ -84,7 +106,7 @@ class GenerateRequest(Wire):
     stream: bool | None = None
     raw: bool = False
     keep_alive: float | int | str | None = None
-    think: bool | str | None = None
+    think: Think = None
     truncate: bool | None = None
     shift: bool | None = None
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
@@ -98,7 +120,7 @@ class ChatRequest(Wire):
     options: dict[str, Any] | None = None
     stream: bool | None = None
     keep_alive: float | int | str | None = None
-    think: bool | str | None = None
+    think: Think = None
     truncate: bool | None = None
     shift: bool | None = None
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
@@ -158,6 +180,7 @@ class GenerateResponse(Metrics):
     model: str
     created_at: str
     response: str = ""
+    thinking: str | None = None
     done: bool = False
     context: list[int] | None = None
     debug_info: DebugInfo | None = Field(default=None, serialization_alias="_debug_info")

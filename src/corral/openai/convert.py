@@ -84,17 +84,17 @@ def native_format(rf: ResponseFormat | None) -> str | dict[str, Any] | None:
 
 
 def native_think(effort: str | None) -> bool | str | None:
-    """A reasoning effort as the native ``think`` value (clamped to low/medium/high)."""
+    """A reasoning effort as the native ``think`` value (clamped to Ollama's low..max)."""
     if not effort:
         return None
     if effort == "none":
         return False
     if effort == "minimal":
         return "low"
-    if effort in ("low", "medium", "high"):
+    if effort in ("low", "medium", "high", "max"):
         return effort
-    if effort in ("xhigh", "ultra", "max"):
-        return "high"
+    if effort in ("xhigh", "ultra"):
+        return "max"
     raise BadRequest(
         f'invalid reasoning value: "{effort}" (must be "minimal", "low", "medium", "high", '
         '"xhigh", "ultra", "max", or "none")'

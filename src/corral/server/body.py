@@ -66,6 +66,8 @@ def describe_validation_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ()) if not _is_type_tag(p))
     kind = err.get("type", "")
+    if kind == "ollama":  # a field's own decoding error, worded as Ollama's
+        return str(err.get("msg", "invalid"))
     if kind == "missing":
         return f'missing required field "{loc}"'
     want = _TYPE_WORDS.get(kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 
 from corral.api.types import ChatRequest, ChatResponse, Message
@@ -11,10 +12,12 @@ from corral.prompt import ChatMessage
 from corral.service import pipeline
 from corral.service.context import Service
 from corral.service.images import pixels_of
+from corral.service.models import ModelView
 from corral.service.native import chat_chunk
 from corral.service.outputs import Ack
 from corral.service.render import ChatPrompt, stored_messages
 from corral.service.request import check_generation, grammar_for, with_grammar
+from corral.thinking import ThinkTags, strip_thinking
 from corral.tools import ToolParser
 
 ROLES = ("system", "user", "assistant", "tool")
@@ -39,12 +42,30 @@ def messages_from_wire(msgs: Sequence[Message]) -> list[ChatMessage]:
     return out
 
 
+_THINK = ThinkTags("<think>", "</think>")
+
+
+def without_old_thinking(msgs: list[ChatMessage], view: ModelView) -> list[ChatMessage]:
+    """Ollama drops ``<think>`` blocks from the assistant turns before the last user turn for
+    the qwen3 family and deepseek-r1 (they were trained to see their history so)."""
+    family = str(view.stored.config.get("model_family") or "")
+    if family != "qwen3" and view.name.model != "deepseek-r1":
+        return msgs
+    last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+    return [
+        dataclasses.replace(m, content=strip_thinking(m.content, _THINK))
+        if m.role == "assistant" and i < last_user
+        else m
+        for i, m in enumerate(msgs)
+    ]
+
+
 async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, None]:
     job = await svc.job(
         req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
     )
     view, label = job.view, job.label
-    msgs = messages_from_wire(req.messages or [])
+    msgs = without_old_thinking(messages_from_wire(req.messages or []), view)
     if not msgs and req.keep_alive is not None and job.keep_alive == 0:
         await svc.scheduler.unload(job.ref.key)
         yield chat_chunk(label, Ack("unload"))
@@ -81,6 +102,7 @@ async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, N
         tools=parser,
         debug_render_only=req.debug_render_only,
         pixels=pixels,
+        think_tags=template.think_tags,
     )
     async with contextlib.aclosing(outputs):
         async for out in outputs:

@@ -2,7 +2,9 @@
 
 Token pieces are decoded incrementally as UTF-8 and held back while they could be the start of a
 stop word (:class:`~corral.textstream.StopText`); a stop word cancels the generation in the
-runner. With tools, a :class:`~corral.tools.ToolParser` splits the text into content and calls.
+runner. With thinking on, a :class:`~corral.thinking.ThinkingSplitter` takes the model's
+reasoning out of the text; with tools, a :class:`~corral.tools.ToolParser` splits the rest into
+content and calls.
 The done event's counts become Ollama's metrics.
 """
 
@@ -15,6 +17,7 @@ from corral.engine.types import DoneEvent, TokenEvent, TokenRun
 from corral.errors import BadRequest
 from corral.service.outputs import Delta, Finished, Metrics
 from corral.textstream import StopText
+from corral.thinking import ThinkingSplitter
 from corral.tools import ToolParser
 
 
@@ -28,8 +31,10 @@ class Decoder:
         *,
         start_ns: int,
         load_ns: int = 0,
+        thinking: ThinkingSplitter | None = None,
     ) -> None:
         self.text = StopText(stops)
+        self.thinking = thinking
         self.tools = tools
         self.start_ns = start_ns
         self.load_ns = load_ns
@@ -58,14 +63,20 @@ class Decoder:
 
     def _delta(self, text: str, *, final: bool = False) -> Delta | None:
         calls: list[dict[str, object]] = []
+        reasoning = ""
+        if self.thinking is not None:
+            reasoning, text = self.thinking.feed(text) if text else ("", "")
+            if final:
+                held_thinking, held_text = self.thinking.flush()
+                reasoning, text = reasoning + held_thinking, text + held_text
         if self.tools is not None:
             if text:
                 text, calls = self.tools.feed(text)
             if final:
                 rest, more = self.tools.finish()
                 text, calls = text + rest, calls + more
-        if text or calls:
-            return Delta(text, tuple(calls))
+        if text or calls or reasoning:
+            return Delta(text, tuple(calls), reasoning)
         return None
 
     def end(self, ev: DoneEvent) -> None:

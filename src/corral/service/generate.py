@@ -56,6 +56,7 @@ async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[Generat
         debug_render_only=req.debug_render_only,
         with_context=True,
         pixels=pixels,
+        think_tags=view.template.think_tags,
     )
     async with contextlib.aclosing(outputs):
         async for out in outputs:

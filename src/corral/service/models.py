@@ -26,6 +26,7 @@ from corral.names import ModelName, parse_name
 from corral.prompt import PromptTemplate
 from corral.store import ManifestEntry, Store
 from corral.store.manifests import MEDIA_MODEL, MEDIA_PROJECTOR
+from corral.thinking import ThinkTags, infer_tags
 from corral.tools import ToolCallFormat, infer_format
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Template:
 
     prompt: PromptTemplate
     tool_format: ToolCallFormat | None
+    think_tags: ThinkTags | None = None  # where the model's reasoning starts and ends
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,6 @@ class ModelCatalog:
     def parse_template(self, text: str) -> Template:
         def make() -> Template:
             prompt = PromptTemplate(text)
-            return Template(prompt, infer_format(prompt))
+            return Template(prompt, infer_format(prompt), infer_tags(prompt.template))
 
         return self._templates.get_or_make(text, make)

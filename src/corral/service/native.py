@@ -26,7 +26,9 @@ def _metrics(m: Metrics) -> WireMetrics:
 def generate_chunk(label: str, out: Output) -> GenerateResponse:
     now = now_go()
     if isinstance(out, Delta):
-        return GenerateResponse(model=label, created_at=now, response=out.text)
+        return GenerateResponse(
+            model=label, created_at=now, response=out.text, thinking=out.thinking or None
+        )
     if isinstance(out, Finished):
         context = list(out.context) if out.context is not None else None
         return GenerateResponse(
@@ -46,7 +48,7 @@ def chat_chunk(label: str, out: Output) -> ChatResponse:
     now = now_go()
     if isinstance(out, Delta):
         calls = [dict(c) for c in out.tool_calls] or None
-        message = ChatMessageOut(content=out.text, tool_calls=calls)
+        message = ChatMessageOut(content=out.text, thinking=out.thinking or None, tool_calls=calls)
         return ChatResponse(model=label, created_at=now, message=message)
     if isinstance(out, Finished):
         return ChatResponse(
@@ -68,7 +70,10 @@ def _debug(out: Rendered) -> DebugInfo:
 def merge_generate(items: Sequence[GenerateResponse]) -> GenerateResponse:
     """A whole generation as one object: the last chunk with every chunk's text."""
     final = items[-1]
-    return final.model_copy(update={"response": "".join(i.response for i in items)})
+    thinking = "".join(i.thinking or "" for i in items)
+    return final.model_copy(
+        update={"response": "".join(i.response for i in items), "thinking": thinking or None}
+    )
 
 
 def merge_chat(items: Sequence[ChatResponse]) -> ChatResponse:

@@ -10,10 +10,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Delta:
-    """New output: text, and tool calls parsed from it (chat with tools)."""
+    """New output: answer text, reasoning (``thinking``), and tool calls parsed from the
+    answer (chat with tools)."""
 
     text: str = ""
     tool_calls: tuple[Mapping[str, Any], ...] = ()
+    thinking: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ from collections.abc import AsyncGenerator, Mapping
 
 from corral.engine.types import DoneEvent
 from corral.errors import BadRequest
+from corral.prompt import think_on
 from corral.scheduler import Scheduler
 from corral.service.decode import Decoder
 from corral.service.images import Pixels
 from corral.service.outputs import Ack, Finished, Output, Rendered
 from corral.service.render import PromptSource, fit_tokens
 from corral.service.request import Job
+from corral.thinking import ThinkingSplitter, ThinkTags
 from corral.tools import ToolParser
 
 
@@ -33,9 +35,11 @@ async def generate(
     debug_render_only: bool = False,
     with_context: bool = False,
     pixels: Mapping[str, Pixels] | None = None,
+    think_tags: ThinkTags | None = None,
 ) -> AsyncGenerator[Output, None]:
     """The outputs of one generation: deltas then :class:`Finished`, or one :class:`Ack` or
-    :class:`Rendered`."""
+    :class:`Rendered`. With ``think_tags`` and thinking on, the reasoning between them comes
+    out as the deltas' ``thinking``."""
     start = time.perf_counter_ns()
     async with scheduler.use(job.ref, job.keep_alive) as lease:
         if source.empty:
@@ -61,7 +65,17 @@ async def generate(
                 tokens = await fit_tokens(
                     runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
                 )
-            decoder = Decoder(job.stops, tools, start_ns=start, load_ns=lease.load_duration_ns)
+            splitter = None
+            if think_tags is not None and think_on(job.think):
+                opened = prompt.rstrip().endswith(think_tags.opening)  # the template opened it
+                splitter = ThinkingSplitter(think_tags, opened=opened)
+            decoder = Decoder(
+                job.stops,
+                tools,
+                start_ns=start,
+                load_ns=lease.load_duration_ns,
+                thinking=splitter,
+            )
             events = runner.generate(tokens, job.sampling, expected=True, slot=slot, media=media)
             announced = stopping = False
             async with contextlib.aclosing(events):

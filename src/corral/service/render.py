@@ -36,7 +36,7 @@ class ChatPrompt:
     template: PromptTemplate
     messages: Sequence[ChatMessage]
     tools: Sequence[Mapping[str, Any]] = ()
-    think: bool | None = None
+    think: bool | str | None = None
     truncate: bool = True
     model_system: str = ""
     model_messages: Sequence[ChatMessage] = ()
@@ -75,7 +75,7 @@ class GeneratePrompt:
     context: tuple[int, ...] | None = None
     custom_template: bool = False
     model_messages: Sequence[ChatMessage] = field(default_factory=tuple)
-    think: bool | None = None
+    think: bool | str | None = None
     truncate: bool = True
 
     @property

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from corral.api.types import THINK_LEVELS
 from corral.config import Settings
 from corral.durations import parse_go_duration
 from corral.engine.types import LoadSpec, SamplingParams
 from corral.errors import BadRequest
 from corral.options import DEFAULTS, OptionValue, merge_options, validate_options
+from corral.prompt import think_on
 from corral.scheduler import ModelRef
 from corral.service.models import ModelView
 
@@ -35,7 +37,7 @@ class Job:
     ref: ModelRef
     keep_alive: float
     sampling: SamplingParams
-    think: bool | None = None
+    think: bool | str | None = None
     truncate: bool = True
 
     @property
@@ -64,14 +66,17 @@ def keep_alive_seconds(value: Any, default: float) -> float:
     return float("inf") if seconds < 0 else seconds
 
 
-def think_flag(think: bool | str | None) -> bool | None:
-    if think is None or isinstance(think, bool):
-        return think
-    if think not in ("high", "medium", "low"):
+def think_value(think: bool | str | None, capabilities: Sequence[str]) -> bool | str | None:
+    """The request's ``think``, as Ollama decides it: a thinking model thinks unless told not
+    to; a level must be one of Ollama's."""
+    if think is None:
+        return True if "thinking" in capabilities else None
+    if isinstance(think, str) and think not in THINK_LEVELS:
         raise BadRequest(
-            f'invalid think value: "{think}" (must be "high", "medium", "low", true, or false)'
+            f'invalid think value: "{think}" (must be "high", "medium", "low", "max", true, '
+            "or false)"
         )
-    return True
+    return think
 
 
 async def grammar_for(fmt: Any) -> str | None:
@@ -159,7 +164,7 @@ def prepare(
         ref=ref,
         keep_alive=keep_alive_seconds(keep_alive, settings.keep_alive),
         sampling=sampling_from(opts, grammar),
-        think=think_flag(think),
+        think=think_value(think, view.capabilities),
         truncate=truncate is not False,
     )
 
@@ -174,5 +179,5 @@ def check_generation(job: Job, endpoint: str) -> None:
     """Ollama's 400s for a generation the model cannot do."""
     if job.spec.embedding:
         raise BadRequest(f'"{job.label}" does not support {endpoint}')
-    if job.think and "thinking" not in job.view.capabilities:
+    if think_on(job.think) and "thinking" not in job.view.capabilities:
         raise BadRequest(f'"{job.label}" does not support thinking')
