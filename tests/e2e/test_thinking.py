@@ -6,6 +6,7 @@ from __future__ import annotations
 import ollama
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.serverproc import ServerProcess
 
@@ -18,6 +19,7 @@ OPENS_THE_BLOCK = (
 )
 OPTIONS = {"num_predict": 12, "temperature": 0}
 ASK = [{"role": "user", "content": "What is two plus two?"}]
+OA_ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": ASK[0]["content"]}]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def test_the_capability_is_shown(client: ollama.Client, thinker: str) -> None:
 def test_chat_reasoning_lands_in_thinking(client: ollama.Client, thinker: str) -> None:
     r = client.chat(model=thinker, messages=ASK, think=True, options=OPTIONS)
     assert r.message.thinking  # the model's words, inside the block its prompt opened
-    assert "<think>" not in (r.message.thinking or "") + r.message.content
+    assert "<think>" not in (r.message.thinking or "") + (r.message.content or "")
     assert r.done_reason in ("stop", "length")
 
 
@@ -69,12 +71,12 @@ def test_a_model_without_the_capability_refuses(client: ollama.Client, smollm2_d
 def test_openai_reasoning(server: ServerProcess, thinker: str) -> None:
     oa = openai.OpenAI(base_url=server.url + "/v1", api_key="x")
     r = oa.chat.completions.create(
-        model=thinker, messages=ASK, max_tokens=12, temperature=0, reasoning_effort="low"
+        model=thinker, messages=OA_ASK, max_tokens=12, temperature=0, reasoning_effort="low"
     )
     extra = r.choices[0].message.model_extra or {}
     assert extra.get("reasoning")
     stream = oa.chat.completions.create(
-        model=thinker, messages=ASK, max_tokens=12, temperature=0, stream=True
+        model=thinker, messages=OA_ASK, max_tokens=12, temperature=0, stream=True
     )
     reasoning = [
         (c.choices[0].delta.model_extra or {}).get("reasoning") for c in stream if c.choices
