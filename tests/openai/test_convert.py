@@ -114,7 +114,7 @@ def test_chat_request_fields() -> None:
     assert native["model"] == "m" and native["stream"] is True
     assert native["tools"] == tools
     assert native["keep_alive"] == "10m"
-    assert "logprobs" not in native and "top_logprobs" not in native
+    assert native["logprobs"] is True and native["top_logprobs"] == 3
     assert "tools" not in chat(tools=tools, tool_choice="none")
     assert chat(tools=tools, tool_choice="required")["tools"] == tools
 

@@ -109,6 +109,8 @@ class GenerateRequest(Wire):
     think: Think = None
     truncate: bool | None = None
     shift: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
 
 
@@ -123,6 +125,8 @@ class ChatRequest(Wire):
     think: Think = None
     truncate: bool | None = None
     shift: bool | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
     debug_render_only: bool = Field(default=False, alias="_debug_render_only")
 
 
@@ -176,11 +180,26 @@ class Metrics(Out):
     eval_duration: int | None = None
 
 
+class TokenLogprob(Out):
+    """A token and its log probability; ``bytes`` are the token's raw bytes."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+class Logprob(TokenLogprob):
+    """A generated token's log probability, with the most likely tokens at its position."""
+
+    top_logprobs: list[TokenLogprob] | None = None
+
+
 class GenerateResponse(Metrics):
     model: str
     created_at: str
     response: str = ""
     thinking: str | None = None
+    logprobs: list[Logprob] | None = None
     done: bool = False
     context: list[int] | None = None
     debug_info: DebugInfo | None = Field(default=None, serialization_alias="_debug_info")
@@ -197,6 +216,7 @@ class ChatResponse(Metrics):
     model: str
     created_at: str
     message: ChatMessageOut = Field(default_factory=ChatMessageOut)
+    logprobs: list[Logprob] | None = None
     done: bool = False
     debug_info: DebugInfo | None = Field(default=None, serialization_alias="_debug_info")
 

@@ -24,7 +24,9 @@ slots, FIFO queue, prompt prefill chunked by ``n_batch`` (a step that completes 
 yields its first token), and the same prefix-reuse placement, so ``cached_tokens`` and
 ``prompt_eval_count`` behave like the real thing. Durations are synthetic and deterministic
 (``prompt_ns_per_token`` / ``eval_ns_per_token``); ``step_delay`` makes each step sleep, for
-timing-sensitive streaming and cancellation tests. ``embed`` returns unnormalised character-count
+timing-sensitive streaming and cancellation tests. With ``logprobs``, every token's log
+probabilities come from :data:`FAKE_LOGITS` through the real log-softmax. ``embed`` returns
+unnormalised character-count
 vectors of ``embed_dim`` floats (only for ``LoadSpec(embedding=True)``, like the real engine).
 """
 
@@ -38,6 +40,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from corral.engine.logprobs import from_logits
 from corral.engine.slots import Slot, plan_placement
 from corral.engine.types import (
     DoneEvent,
@@ -45,6 +50,7 @@ from corral.engine.types import (
     EngineLoadError,
     GenerateRequest,
     LoadSpec,
+    Logprob,
     TokenEvent,
 )
 
@@ -52,6 +58,19 @@ BOS = 1
 EOS = 2
 _OFFSET = 3
 N_VOCAB = 0x110000 + _OFFSET
+# The fake's "logits" at every position: the chosen character first, then the next 15 code
+# points, each half a nat less likely; the real log-softmax runs over them.
+FAKE_LOGITS = np.array([4.0 - 0.5 * j for j in range(16)], dtype=np.float32)
+
+
+def fake_logprob(token: int, top: int) -> Logprob:
+    def piece(j: int) -> bytes:
+        return chr(token - _OFFSET + j).encode(errors="replace")
+
+    lp = from_logits(FAKE_LOGITS, 0, top, piece)
+    return Logprob(lp.logprob, tuple((token + j, p, v) for j, p, v in lp.top))
+
+
 DEFAULT_REPLY = "The quick brown fox jumps over the lazy dog."
 
 
@@ -250,7 +269,10 @@ class FakeEngine:
         if char is None:
             return "stop"
         token = ord(char) + _OFFSET
-        events.append(TokenEvent(act.req.request_id, token, char.encode()))
+        logprob = None
+        if act.req.sampling.logprobs:
+            logprob = fake_logprob(token, act.req.sampling.top_logprobs)
+        events.append(TokenEvent(act.req.request_id, token, char.encode(), logprob))
         act.pending = token
         limit = act.req.sampling.num_predict
         return "length" if limit > 0 and act.generated >= limit else None

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corral.engine.embedding import EMBED_MAX_SEQ, check_inputs, embed_batches, pooling_for
+from corral.engine.logprobs import from_logits
 from corral.engine.media import MediaPrompt, image_positions, prepare
 from corral.engine.native import (
     Batch,
@@ -44,6 +45,7 @@ from corral.engine.native import (
     apply_loras,
     init_backend,
     load_model,
+    logits_row,
     meta_str,
     new_context,
     resolve_threads,
@@ -483,7 +485,11 @@ class LlamaEngine:
         if self._vocab.is_eog(token):
             act.finish = ("stop", None)
             return
-        events.append(TokenEvent(act.req.request_id, token, self._vocab.piece(token)))
+        logprob = None
+        if act.req.sampling.logprobs:
+            logits = logits_row(self._ctx, row.out_index, self.n_vocab)
+            logprob = from_logits(logits, token, act.req.sampling.top_logprobs, self._vocab.piece)
+        events.append(TokenEvent(act.req.request_id, token, self._vocab.piece(token), logprob))
         act.pending = token
         limit = act.req.sampling.num_predict
         if limit > 0 and act.generated >= limit:

@@ -307,3 +307,11 @@ class Vocab:
 
     def add_bos(self) -> bool:
         return bool(L.llama_vocab_get_add_bos(self.ptr))
+
+
+def logits_row(ctx: Any, idx: int, n_vocab: int) -> npt.NDArray[np.float32]:
+    """The logits of batch row ``idx`` of the last decode (a view: read it before the next)."""
+    ptr = L.llama_get_logits_ith(ctx, idx)
+    if not ptr:
+        raise ValueError(f"no logits for batch row {idx}")
+    return np.ctypeslib.as_array(ptr, shape=(n_vocab,))

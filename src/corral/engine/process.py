@@ -80,20 +80,25 @@ def _run_of(
 ) -> tuple[TokenEvent | TokenRun, EngineEvent | _Failed | None]:
     """``first`` and the tokens queued right behind it, as one run; also the next queued item
     that is not a token (the request's end), taken from the queue on the way."""
-    tokens, pieces = [first.token], [first.piece]
+    run = [first]
     while not q.empty():
         nxt = q.get_nowait()
         if not isinstance(nxt, TokenEvent):
-            return _joined(first, tokens, pieces), nxt
-        tokens.append(nxt.token)
-        pieces.append(nxt.piece)
-    return _joined(first, tokens, pieces), None
+            return _joined(run), nxt
+        run.append(nxt)
+    return _joined(run), None
 
 
-def _joined(first: TokenEvent, tokens: list[int], pieces: list[bytes]) -> TokenEvent | TokenRun:
-    if len(tokens) == 1:
-        return first
-    return TokenRun(first.request_id, tuple(tokens), tuple(pieces))
+def _joined(run: list[TokenEvent]) -> TokenEvent | TokenRun:
+    if len(run) == 1:
+        return run[0]
+    logprobs = tuple(e.logprob for e in run) if run[0].logprob is not None else ()
+    return TokenRun(
+        run[0].request_id,
+        tuple(e.token for e in run),
+        tuple(e.piece for e in run),
+        logprobs,
+    )
 
 
 class RunnerProcess:

@@ -7,7 +7,8 @@ may split a UTF-8 character, so in JSON they travel as latin-1 strings (one char
 Token events, one per generated token and by far the most frequent frame, have a binary body of
 their own instead of JSON (:data:`TOKEN_TAG`, request id, token id, then the piece's raw bytes):
 the server reads them on the path of every streamed token, and a CPU spent there is taken from
-the runner's compute threads on a small machine. A JSON body always starts with ``{``.
+the runner's compute threads on a small machine. A JSON body always starts with ``{``. A token
+that carries log probabilities (only requests that ask for them) travels as JSON.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import struct
 from typing import Any, BinaryIO
 
-from corral.engine.types import DoneEvent, EngineEvent, TokenEvent
+from corral.engine.types import DoneEvent, EngineEvent, Logprob, TokenEvent
 
 HEADER = struct.Struct(">I")
 TOKEN_TAG = 1
@@ -55,7 +56,7 @@ def parse_body(body: bytes) -> dict[str, Any] | TokenEvent:
 
 def encode_event(ev: EngineEvent) -> bytes:
     """One engine event as a whole frame (header included)."""
-    if isinstance(ev, TokenEvent):
+    if isinstance(ev, TokenEvent) and ev.logprob is None:
         body = TOKEN.pack(TOKEN_TAG, ev.request_id, ev.token) + ev.piece
         return HEADER.pack(len(body)) + body
     return encode(event_to_wire(ev))
@@ -102,12 +103,16 @@ def piece_from_wire(text: str) -> bytes:
 def event_to_wire(ev: EngineEvent) -> dict[str, Any]:
     """An engine event as the runner sends it."""
     if isinstance(ev, TokenEvent):
-        return {
+        msg: dict[str, Any] = {
             "ev": "token",
             "id": ev.request_id,
             "token": ev.token,
             "piece": piece_to_wire(ev.piece),
         }
+        if ev.logprob is not None:
+            msg["logprob"] = ev.logprob.logprob
+            msg["top"] = [[t, piece_to_wire(p), lp] for t, p, lp in ev.logprob.top]
+        return msg
     return {
         "ev": "done",
         "id": ev.request_id,
@@ -126,7 +131,14 @@ def event_from_wire(msg: dict[str, Any]) -> EngineEvent:
     try:
         rid = int(msg["id"])
         if msg["ev"] == "token":
-            return TokenEvent(rid, int(msg["token"]), piece_from_wire(str(msg["piece"])))
+            logprob = None
+            if msg.get("logprob") is not None:
+                top = tuple(
+                    (int(t), piece_from_wire(str(p)), float(lp)) for t, p, lp in msg.get("top", ())
+                )
+                logprob = Logprob(float(msg["logprob"]), top)
+            piece = piece_from_wire(str(msg["piece"]))
+            return TokenEvent(rid, int(msg["token"]), piece, logprob)
         error = msg.get("error")
         return DoneEvent(
             request_id=rid,

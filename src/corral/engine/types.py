@@ -58,6 +58,8 @@ class SamplingParams:
     seed: int = int(DEFAULTS["seed"])  # -1: the engine draws a random seed
     num_predict: int = int(DEFAULTS["num_predict"])  # -1: until a stop or a full context
     num_keep: int = int(DEFAULTS["num_keep"])
+    logprobs: bool = False  # report each token's log probability
+    top_logprobs: int = 0  # and this many most likely alternatives (0-20)
     grammar: str | None = None  # GBNF, already converted from format json / a JSON schema
 
 
@@ -74,12 +76,23 @@ class GenerateRequest:
 
 
 @dataclass(frozen=True)
+class Logprob:
+    """A sampled token's log probability and, if asked for, the most likely tokens at its
+    position as ``(token id, piece, log probability)``."""
+
+    logprob: float
+    top: tuple[tuple[int, bytes, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class TokenEvent:
-    """One sampled token of one request, with its text piece (bytes, may split a UTF-8 char)."""
+    """One sampled token of one request, with its text piece (bytes, may split a UTF-8 char)
+    and its log probability when the request asked for them."""
 
     request_id: int
     token: int
     piece: bytes
+    logprob: Logprob | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class TokenRun:
     request_id: int
     tokens: tuple[int, ...]
     pieces: tuple[bytes, ...]
+    logprobs: tuple[Logprob | None, ...] = ()  # one per token, or empty when none were asked
 
 
 @dataclass(frozen=True)

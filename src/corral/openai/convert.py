@@ -217,6 +217,9 @@ def chat_request(req: ChatCompletionRequest) -> dict[str, Any]:
     think = native_think(req.reasoning.effort if req.reasoning else req.reasoning_effort)
     if think is not None:
         native["think"] = think
+    if req.logprobs:
+        native["logprobs"] = True
+        native["top_logprobs"] = req.top_logprobs or 0
     if req.keep_alive is not None:
         native["keep_alive"] = req.keep_alive
     return native
@@ -241,6 +244,9 @@ def completion_request(req: CompletionRequest, prompt: str) -> dict[str, Any]:
     }
     if req.suffix:
         native["suffix"] = req.suffix
+    if req.logprobs is not None and req.logprobs > 0:  # legacy: the number of alternatives
+        native["logprobs"] = True
+        native["top_logprobs"] = req.logprobs
     fmt = native_format(req.response_format)
     if fmt is not None:
         native["format"] = fmt

@@ -16,7 +16,13 @@ from corral.service.models import ModelView
 from corral.service.native import chat_chunk
 from corral.service.outputs import Ack
 from corral.service.render import ChatPrompt, stored_messages
-from corral.service.request import check_generation, grammar_for, with_grammar
+from corral.service.request import (
+    check_generation,
+    check_logprobs,
+    grammar_for,
+    with_grammar,
+    with_logprobs,
+)
 from corral.thinking import ThinkTags, strip_thinking
 from corral.tools import ToolParser
 
@@ -61,6 +67,7 @@ def without_old_thinking(msgs: list[ChatMessage], view: ModelView) -> list[ChatM
 
 
 async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, None]:
+    check_logprobs(req.top_logprobs)
     job = await svc.job(
         req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
     )
@@ -82,6 +89,7 @@ async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, N
             raise BadRequest(f"{long_name} does not support vision")
         pixels = await pixels_of([(f"message {i}", m.images) for i, m in enumerate(msgs)])
     job = with_grammar(job, await grammar_for(req.format))
+    job = with_logprobs(job, req.logprobs, req.top_logprobs)
     parser = None
     if tools and template.tool_format is not None:
         names = [str(t["function"].get("name", "")) for t in tools]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from corral.engine.types import DoneEvent, TokenEvent, TokenRun
+from corral.engine.types import DoneEvent, Logprob, TokenEvent, TokenRun
 from corral.errors import BadRequest
-from corral.service.outputs import Delta, Finished, Metrics
+from corral.service.outputs import Delta, Finished, Metrics, TokenProb
 from corral.textstream import StopText
 from corral.thinking import ThinkingSplitter
 from corral.tools import ToolParser
@@ -52,16 +52,22 @@ class Decoder:
             return None  # decoded before the runner saw the cancel
         if isinstance(ev, TokenEvent):
             self.tokens.append(ev.token)
-            return self._delta(self.text.feed(ev.piece))
+            probs = () if ev.logprob is None else (_prob(ev.piece, ev.logprob),)
+            return self._delta(self.text.feed(ev.piece), probs)
         parts = []
-        for token, piece in zip(ev.tokens, ev.pieces, strict=True):
+        kept: list[TokenProb] = []
+        for i, (token, piece) in enumerate(zip(ev.tokens, ev.pieces, strict=True)):
             self.tokens.append(token)
             parts.append(self.text.feed(piece))
+            if i < len(ev.logprobs) and (lp := ev.logprobs[i]) is not None:
+                kept.append(_prob(piece, lp))
             if self.text.stopped:  # what follows a stop word is never counted or sent
                 break
-        return self._delta("".join(parts))
+        return self._delta("".join(parts), tuple(kept))
 
-    def _delta(self, text: str, *, final: bool = False) -> Delta | None:
+    def _delta(
+        self, text: str, probs: tuple[TokenProb, ...] = (), *, final: bool = False
+    ) -> Delta | None:
         calls: list[dict[str, object]] = []
         reasoning = ""
         if self.thinking is not None:
@@ -75,8 +81,8 @@ class Decoder:
             if final:
                 rest, more = self.tools.finish()
                 text, calls = text + rest, calls + more
-        if text or calls or reasoning:
-            return Delta(text, tuple(calls), reasoning)
+        if text or calls or reasoning or probs:
+            return Delta(text, tuple(calls), reasoning, probs)
         return None
 
     def end(self, ev: DoneEvent) -> None:
@@ -102,3 +108,7 @@ class Decoder:
             eval_duration=ev.eval_duration_ns if ev else 0,
         )
         return tail, Finished(reason, metrics)
+
+
+def _prob(piece: bytes, lp: Logprob) -> TokenProb:
+    return TokenProb(piece, lp.logprob, tuple((p, v) for _, p, v in lp.top))

@@ -13,10 +13,17 @@ from corral.service.images import pixels_of
 from corral.service.native import generate_chunk
 from corral.service.outputs import Ack
 from corral.service.render import GeneratePrompt, stored_messages
-from corral.service.request import check_generation, grammar_for, with_grammar
+from corral.service.request import (
+    check_generation,
+    check_logprobs,
+    grammar_for,
+    with_grammar,
+    with_logprobs,
+)
 
 
 async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[GenerateResponse, None]:
+    check_logprobs(req.top_logprobs)
     if req.raw and (req.template or req.system or req.context):
         raise BadRequest("raw mode does not support template, system, or context")
     job = await svc.job(
@@ -36,6 +43,7 @@ async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[Generat
         raise BadRequest(f"{long_name} does not support vision")
     pixels = await pixels_of([("image", req.images)]) if req.images else None
     job = with_grammar(job, await grammar_for(req.format))
+    job = with_logprobs(job, req.logprobs, req.top_logprobs)
     source = GeneratePrompt(
         template=template.prompt,
         prompt=req.prompt,

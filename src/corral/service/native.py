@@ -6,9 +6,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from corral.api.types import ChatMessageOut, ChatResponse, DebugInfo, GenerateResponse
+from corral.api.types import (
+    ChatMessageOut,
+    ChatResponse,
+    DebugInfo,
+    GenerateResponse,
+    Logprob,
+    TokenLogprob,
+)
 from corral.api.types import Metrics as WireMetrics
-from corral.service.outputs import Ack, Delta, Finished, Metrics, Output, Rendered
+from corral.service.outputs import Ack, Delta, Finished, Metrics, Output, Rendered, TokenProb
 from corral.timefmt import now_go
 
 
@@ -27,7 +34,11 @@ def generate_chunk(label: str, out: Output) -> GenerateResponse:
     now = now_go()
     if isinstance(out, Delta):
         return GenerateResponse(
-            model=label, created_at=now, response=out.text, thinking=out.thinking or None
+            model=label,
+            created_at=now,
+            response=out.text,
+            thinking=out.thinking or None,
+            logprobs=wire_logprobs(out.logprobs),
         )
     if isinstance(out, Finished):
         context = list(out.context) if out.context is not None else None
@@ -49,7 +60,9 @@ def chat_chunk(label: str, out: Output) -> ChatResponse:
     if isinstance(out, Delta):
         calls = [dict(c) for c in out.tool_calls] or None
         message = ChatMessageOut(content=out.text, thinking=out.thinking or None, tool_calls=calls)
-        return ChatResponse(model=label, created_at=now, message=message)
+        return ChatResponse(
+            model=label, created_at=now, message=message, logprobs=wire_logprobs(out.logprobs)
+        )
     if isinstance(out, Finished):
         return ChatResponse(
             model=label,
@@ -72,7 +85,11 @@ def merge_generate(items: Sequence[GenerateResponse]) -> GenerateResponse:
     final = items[-1]
     thinking = "".join(i.thinking or "" for i in items)
     return final.model_copy(
-        update={"response": "".join(i.response for i in items), "thinking": thinking or None}
+        update={
+            "response": "".join(i.response for i in items),
+            "thinking": thinking or None,
+            "logprobs": _joined_logprobs(items),
+        }
     )
 
 
@@ -86,4 +103,28 @@ def merge_chat(items: Sequence[ChatResponse]) -> ChatResponse:
         thinking=thinking or None,
         tool_calls=calls or None,
     )
-    return final.model_copy(update={"message": message})
+    return final.model_copy(update={"message": message, "logprobs": _joined_logprobs(items)})
+
+
+def _joined_logprobs(items: Sequence[GenerateResponse | ChatResponse]) -> list[Logprob] | None:
+    joined = [lp for i in items for lp in i.logprobs or []]
+    return joined or None
+
+
+def _token(piece: bytes, logprob: float) -> TokenLogprob:
+    """Ollama's token text is the piece as a string (a split UTF-8 character shows as U+FFFD);
+    its ``bytes`` are the raw ones."""
+    return TokenLogprob(
+        token=piece.decode("utf-8", errors="replace"), logprob=logprob, bytes=list(piece) or None
+    )
+
+
+def wire_logprobs(probs: Sequence[TokenProb]) -> list[Logprob] | None:
+    if not probs:
+        return None
+    out = []
+    for p in probs:
+        tops = [_token(piece, lp) for piece, lp in p.top] or None
+        head = _token(p.piece, p.logprob)
+        out.append(Logprob(**head.model_dump(), top_logprobs=tops))
+    return out

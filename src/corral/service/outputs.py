@@ -9,6 +9,16 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class TokenProb:
+    """A generated token's bytes and log probability, with the most likely alternatives at its
+    position as ``(bytes, log probability)``."""
+
+    piece: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Delta:
     """New output: answer text, reasoning (``thinking``), and tool calls parsed from the
     answer (chat with tools)."""
@@ -16,6 +26,7 @@ class Delta:
     text: str = ""
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     thinking: str = ""
+    logprobs: tuple[TokenProb, ...] = ()  # of the tokens behind this delta, when asked for
 
 
 @dataclass(frozen=True)

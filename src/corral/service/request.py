@@ -17,6 +17,7 @@ from typing import Any
 from corral.api.types import THINK_LEVELS
 from corral.config import Settings
 from corral.durations import parse_go_duration
+from corral.engine.logprobs import MAX_TOP
 from corral.engine.types import LoadSpec, SamplingParams
 from corral.errors import BadRequest
 from corral.options import DEFAULTS, OptionValue, merge_options, validate_options
@@ -24,7 +25,10 @@ from corral.prompt import think_on
 from corral.scheduler import ModelRef
 from corral.service.models import ModelView
 
-_SAMPLING_FIELDS = tuple(f.name for f in dataclasses.fields(SamplingParams) if f.name != "grammar")
+_NOT_OPTIONS = ("grammar", "logprobs", "top_logprobs")  # set by request fields, not options
+_SAMPLING_FIELDS = tuple(
+    f.name for f in dataclasses.fields(SamplingParams) if f.name not in _NOT_OPTIONS
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,22 @@ def prepare(
         think=think_value(think, view.capabilities),
         truncate=truncate is not False,
     )
+
+
+def check_logprobs(top_logprobs: int | None) -> None:
+    """Ollama's range for ``top_logprobs`` (checked before anything else of the request)."""
+    if top_logprobs is not None and not 0 <= top_logprobs <= MAX_TOP:
+        raise BadRequest(f"top_logprobs must be between 0 and {MAX_TOP}")
+
+
+def with_logprobs(job: Job, logprobs: bool | None, top_logprobs: int | None) -> Job:
+    """A job that reports each token's log probability (and ``top_logprobs`` alternatives)."""
+    if not logprobs:
+        return job
+    sampling = dataclasses.replace(
+        job.sampling, logprobs=True, top_logprobs=top_logprobs or 0
+    )
+    return dataclasses.replace(job, sampling=sampling)
 
 
 def with_grammar(job: Job, grammar: str | None) -> Job:
