@@ -28,7 +28,7 @@ import enum
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 from corral.config import Settings
 from corral.engine.types import LoadSpec
 from corral.errors import CorralError, InternalError
+from corral.metrics import Gauge, Labels, Metrics, model_label
 from corral.scheduler.cpu import available_cores, shares
 from corral.scheduler.slots import QueueLimit, QueuePlace, SlotHold, SlotPool
 from corral.scheduler.types import ModelRef, Runner, RunnerFactory
@@ -155,9 +156,13 @@ def _fresh(e: CorralError) -> CorralError:
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, factory: RunnerFactory) -> None:
+    def __init__(
+        self, settings: Settings, factory: RunnerFactory, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.factory = factory
+        self.metrics = metrics or Metrics()
+        self._add_gauges()
         self.loaded: dict[str, Loaded] = {}
         self.queue = QueueLimit(settings.max_queue)
         self._unloading: set[Loaded] = set()
@@ -165,6 +170,37 @@ class Scheduler:
         self._changed = asyncio.Event()
         self._closing = False
         self.cores = available_cores()
+
+    def _add_gauges(self) -> None:
+        def per_model(value: Callable[[Loaded], float]) -> Callable[[], list[tuple[Labels, float]]]:
+            return lambda: [
+                (model_label(x.name), value(x))
+                for x in sorted(self.loaded.values(), key=lambda x: x.name)
+                if x.state is not State.LOADING
+            ]
+
+        for gauge in (
+            Gauge(
+                "corral_queued_requests",
+                "Requests waiting for a load, for room or for a slot (OLLAMA_MAX_QUEUE counts "
+                "these).",
+                lambda: [((), float(self.queue.waiting))],
+            ),
+            Gauge(
+                "corral_loaded_models",
+                "Runners loaded or loading.",
+                lambda: [((), float(len(self.loaded)))],
+            ),
+            Gauge(
+                "corral_busy_slots", "Generation slots in use.", per_model(lambda x: x.slots.busy)
+            ),
+            Gauge(
+                "corral_slots",
+                "Generation slots of each runner.",
+                per_model(lambda x: x.slots.size),
+            ),
+        ):
+            self.metrics.add_gauge(gauge)
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -293,6 +329,7 @@ class Scheduler:
             return False
         victim = min(idle, key=lambda x: x.last_used)
         log.info("evicting %s to make room", victim.name)
+        self.metrics.record_eviction(victim.name)
         self._retire(victim)
         return True
 
@@ -305,6 +342,7 @@ class Scheduler:
         return cur
 
     async def _load(self, cur: Loaded) -> None:
+        started = time.monotonic()
         try:
             runner = await self.factory(cur.spec)
         except asyncio.CancelledError:
@@ -313,6 +351,7 @@ class Scheduler:
             return
         except Exception as e:
             log.warning("loading %s failed: %s", cur.name, e)
+            self.metrics.record_load(cur.name, time.monotonic() - started, ok=False)
             cur.error = _as_client_error(e)
             cur.state = State.FAILED
             if self.loaded.get(cur.key) is cur:
@@ -320,6 +359,7 @@ class Scheduler:
             self._gone(cur)
             return
         cur.runner = runner
+        self.metrics.record_load(cur.name, time.monotonic() - started, ok=True)
         if cur.state is not State.LOADING:  # retired between the factory's end and now
             self._spawn(self._close(cur))
             return

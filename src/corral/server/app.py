@@ -60,6 +60,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app.state.services = svc
 
     from corral.server.auth import install_api_key
+    from corral.server.metrics import MetricsMiddleware
+    from corral.server.metrics import router as metrics_router
     from corral.server.routes import inference as inference_routes
     from corral.server.routes import models as model_routes
     from corral.server.routes import openai as openai_routes
@@ -69,6 +71,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     app.include_router(transfer_routes.router)
     app.include_router(inference_routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(metrics_router)
 
     app.add_middleware(DisconnectMiddleware)  # innermost: it sees the route's own receive
     install_api_key(app, settings)  # inside CORS: preflights pass, 401s get CORS headers
@@ -79,6 +82,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
         allow_headers=["*"],
     )
     _install_host_check(app, settings)
+    # outermost: every answer counts, refusals of the host check and the API key included
+    app.add_middleware(MetricsMiddleware, metrics=svc.scheduler.metrics)
     _install_error_handlers(app)
     return app
 

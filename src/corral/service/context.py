@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.config import Settings
+from corral.metrics import note_model
 from corral.scheduler import Scheduler
 from corral.service.models import ModelCatalog
 from corral.service.request import Job, prepare
@@ -28,4 +29,5 @@ class Service:
         """Steps 1 and 2 of a request: resolve the model it names, then fix its job (see
         :func:`~corral.service.request.prepare` for ``how``)."""
         view = await self.catalog.resolve(model)
+        note_model(view.name.display_shortest())
         return prepare(self.settings, view, model or "", options, keep_alive, **how)

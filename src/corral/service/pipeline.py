@@ -78,11 +78,16 @@ async def generate(
             )
             events = runner.generate(tokens, job.sampling, expected=True, slot=slot, media=media)
             announced = stopping = False
+            first = True
             async with contextlib.aclosing(events):
                 async for ev in events:
                     if isinstance(ev, DoneEvent):
                         decoder.end(ev)
                         continue
+                    if first:
+                        first = False
+                        ttft = (time.perf_counter_ns() - start) / 1e9
+                        scheduler.metrics.record_first_token(job.ref.name, ttft)
                     delta = decoder.token(ev)
                     if decoder.stopped and not stopping:
                         stopping = True
@@ -90,6 +95,8 @@ async def generate(
                     if delta is not None:
                         yield delta
             tail, end = decoder.finish()
+            m = end.metrics
+            scheduler.metrics.record_generation(job.ref.name, m.prompt_eval_count, m.eval_count)
             if tail is not None:
                 yield tail
             if with_context:  # an image's placeholder positions cannot be sent back
