@@ -159,8 +159,11 @@ def _quantize_in_process(src: str, dst: str, ftype: int, threads: int) -> int:
         match = _PROGRESS_LOG.match(message.lstrip())
         if match:
             done = int(match.group(1)) - 1  # the line announces the tensor it starts on
-            sys.stdout.write(f"{PROGRESS_PREFIX}{done} {match.group(2)}\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(f"{PROGRESS_PREFIX}{done} {match.group(2)}\n")
+                sys.stdout.flush()
+            except OSError:  # nobody reads the progress: the server is gone (killed), stop
+                os._exit(1)  # ctypes would ignore an exception here and quantizing go on
             return
         if level != _LOG_CONT:
             forwarding[0] = level >= _LOG_WARN

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -48,6 +49,26 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 16  # the runner's output is read in what arrives, up to this, then split
 VOCAB_TIMEOUT = 60.0  # tokenize/detokenize are answered beside the engine: never this slow
 CLOSE_TIMEOUT = 5.0
+
+
+# Go's names of the signals a runner dies of; Ollama's runner errors quote Go's exit state
+_SIGNAL_NAMES: dict[int, str] = {
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGBUS: "bus error",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "floating point exception",
+    signal.SIGTERM: "terminated",
+}
+
+
+def exit_text(returncode: int) -> str:
+    """A process's end as Ollama reports it: ``exit status 2``, ``signal: killed``."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    sig = -returncode
+    return "signal: " + _SIGNAL_NAMES.get(sig, f"signal {sig}")
 
 
 class RunnerError(InternalError):
@@ -264,7 +285,7 @@ class RunnerProcess:
         detail = self._stderr_summary()
         msg = "llama runner process has terminated"
         if code is not None:
-            msg += f": exit status {code}"
+            msg += f": {exit_text(code)}"
         if detail and code not in (0, None):
             msg += f": {detail}"
         self._dead = msg if code is not None else reason

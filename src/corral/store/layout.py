@@ -144,7 +144,9 @@ class Store:
     def _manifest_files(self) -> Iterator[Path]:
         for dirpath, _dirs, files in os.walk(self.manifests_dir):
             for f in files:
-                if f.startswith(".tmp-") or f.endswith(TMP_MARKER):
+                # an atomic write's ".tmp-<hex>-partial"; no tag starts with a dot, while a tag
+                # may well end with "-partial" (such a model must be listed and its blobs kept)
+                if f.startswith("."):
                     continue
                 yield Path(dirpath) / f
 
@@ -216,8 +218,27 @@ class Store:
         return removed
 
     def prune_on_start(self) -> list[str]:
-        """Start-up pruning: unreferenced blobs and temp files older than an hour."""
-        return self.collect_garbage(partial_max_age=PARTIAL_MAX_AGE)
+        """Start-up pruning: unreferenced blobs, temp files older than an hour (in ``blobs/``,
+        and the ``.tmp-`` files of manifest writes a crash interrupted), and the manifest
+        folders that are left empty."""
+        removed = self._prune_manifest_temps(PARTIAL_MAX_AGE)
+        return removed + self.collect_garbage(partial_max_age=PARTIAL_MAX_AGE)
+
+    def _prune_manifest_temps(self, max_age: float) -> list[str]:
+        removed: list[str] = []
+        now = time.time()
+        for dirpath, _dirs, files in os.walk(self.manifests_dir, topdown=False):
+            directory = Path(dirpath)
+            for f in files:
+                if f.startswith("."):  # no tag starts with a dot
+                    with contextlib.suppress(OSError):
+                        if now - (directory / f).stat().st_mtime > max_age:
+                            (directory / f).unlink()
+                            removed.append(f)
+            if directory != self.manifests_dir:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()  # only an empty folder goes
+        return removed
 
 
 class PinSet:
