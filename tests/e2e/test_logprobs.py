@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import ollama
+import openai
 import pytest
 from ollama._types import Logprob
+from openai.types.chat import ChatCompletionMessageParam
+
+from tests.serverproc import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -69,3 +73,27 @@ def test_streamed_chat_logprobs_under_batching(client: ollama.Client, smol: str)
     for top, entries, eval_count, reason in results:
         assert len(entries) == answer_tokens(eval_count, reason)
         check_entries(entries, top)
+
+
+def test_openai_sdk_reads_the_logprobs(server: ServerProcess, smol: str) -> None:
+    oa = openai.OpenAI(base_url=server.url + "/v1", api_key="x")
+    msgs: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
+    r = oa.chat.completions.create(
+        model=smol, messages=msgs, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3
+    )
+    lp = r.choices[0].logprobs
+    assert lp is not None and lp.content
+    assert "".join(t.token for t in lp.content) == r.choices[0].message.content
+    for t in lp.content:
+        assert len(t.top_logprobs) == 3
+        assert t.logprob <= t.top_logprobs[0].logprob + 1e-6
+    stream = oa.chat.completions.create(
+        model=smol, messages=msgs, max_tokens=8, temperature=0, logprobs=True, stream=True
+    )
+    tokens = [
+        t
+        for c in stream
+        if c.choices and c.choices[0].logprobs
+        for t in c.choices[0].logprobs.content or []
+    ]
+    assert len(tokens) == len(lp.content)

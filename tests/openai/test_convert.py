@@ -159,10 +159,18 @@ MESSAGE_CASES: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [
             {
                 "role": "assistant",
                 "tool_calls": [
-                    {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+                    {
+                        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+                        "id": "call_1",
+                    }
                 ],
             },
-            {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
+            {
+                "role": "tool",
+                "content": "sunny",
+                "tool_name": "get_weather",
+                "tool_call_id": "call_1",
+            },
             {"role": "tool", "content": "x", "tool_name": "explicit"},
         ],
     ),
@@ -182,7 +190,7 @@ MESSAGE_CASES: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = [
             {
                 "role": "assistant",
                 "content": "",
-                "tool_calls": [{"function": {"name": "f", "arguments": {}}}],
+                "tool_calls": [{"function": {"name": "f", "arguments": {}}, "id": "c"}],
             }
         ],
     ),

@@ -119,3 +119,39 @@ async def test_batched_requests_each_get_their_own(srv: Served) -> None:
         assert len(res["entries"]) == res["eval"] == 12
         for e in res["entries"]:
             assert len(e.get("top_logprobs") or []) == res["n"] % 4
+
+
+async def test_openai_chat_logprobs(srv: Served) -> None:
+    body = {
+        "model": CHAT_A,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 6,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    r = await srv.client.post("/v1/chat/completions", json=body)
+    choice = r.json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(e["token"] for e in content) == choice["message"]["content"]
+    assert all(len(e["top_logprobs"]) == 2 for e in content)
+    assert content[0]["logprob"] == pytest.approx(CHOSEN, abs=1e-5)
+    r = await srv.client.post("/v1/chat/completions", json={**body, "stream": True})
+    datas = [e.removeprefix("data: ") for e in r.text.split("\n\n") if e]
+    events = [json.loads(d) for d in datas if d != "[DONE]"]
+    streamed = [
+        e
+        for ev in events
+        for c in ev["choices"]
+        for e in (c.get("logprobs") or {}).get("content", [])
+    ]
+    assert len(streamed) == 6
+    r = await srv.client.post("/v1/chat/completions", json={**body, "logprobs": False})
+    assert r.json()["choices"][0]["logprobs"] is None
+
+
+async def test_openai_completions_logprobs(srv: Served) -> None:
+    body = {"model": CHAT_A, "prompt": "hi", "max_tokens": 5, "logprobs": 3}
+    choice = (await srv.client.post("/v1/completions", json=body)).json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(e["token"] for e in content) == choice["text"]
+    assert all(len(e["top_logprobs"]) == 3 for e in content)

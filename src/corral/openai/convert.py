@@ -157,7 +157,11 @@ def _tool_calls_in(calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             args = {}
         if not isinstance(args, dict):
             raise BadRequest("invalid tool call arguments")
-        out.append({"function": {"name": str(fn.get("name") or ""), "arguments": args}})
+        name = str(fn.get("name") or "")
+        native: dict[str, Any] = {"function": {"name": name, "arguments": args}}
+        if isinstance(call.get("id"), str) and call["id"]:
+            native["id"] = call["id"]
+        out.append(native)
     return out
 
 
@@ -192,6 +196,8 @@ def native_messages(messages: Sequence[ChatMessageIn]) -> list[dict[str, Any]]:
             name = m.name or (_tool_name(messages, m.tool_call_id) if m.tool_call_id else "")
             if name:
                 msg["tool_name"] = name
+            if m.tool_call_id:
+                msg["tool_call_id"] = m.tool_call_id
         out.append(msg)
     return out
 

@@ -17,6 +17,9 @@ Facts kept from Ollama's OpenAI layer:
 
 Unlike Ollama, a stream opens with a chunk holding only ``delta.role`` (as OpenAI does), and a
 completion may hold one choice per prompt, with the prompt echoed on request.
+
+Every answer is one of the typed objects of :mod:`corral.openai.wire`; the routes send its
+``.wire()`` JSON.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from corral.api.types import (
 )
 from corral.errors import InvalidModelName
 from corral.names import parse_name
+from corral.openai import wire
 
-Chunk = dict[str, Any]  # an OpenAI object
 FINGERPRINT = "fp_ollama"
 _ID_CHARS = string.ascii_lowercase + string.digits
+
 
 # ---- ids and errors ---------------------------------------------------------------------------
 
@@ -65,36 +69,38 @@ def error_type(status: int) -> str:
     return "api_error"
 
 
+def error_object(
+    status: int, message: str, *, kind: str | None = None, code: str | None = None
+) -> wire.ErrorResponse:
+    """OpenAI's error object for a status and a message."""
+    detail = wire.ErrorDetail(message=message, type=kind or error_type(status), code=code)
+    return wire.ErrorResponse(error=detail)
+
+
 def error_body(
     status: int, message: str, *, kind: str | None = None, code: str | None = None
 ) -> dict[str, Any]:
-    """OpenAI's error object for a status and a message."""
-    return {
-        "error": {
-            "message": message,
-            "type": kind or error_type(status),
-            "param": None,
-            "code": code,
-        }
-    }
+    """The JSON of :func:`error_object`."""
+    return error_object(status, message, kind=kind, code=code).wire()
 
 
 # ---- answers -------------------------------------------------------------------------------------
 
 
-def usage(final: Metrics) -> dict[str, int]:
+def usage(final: Metrics) -> wire.Usage:
     prompt = final.prompt_eval_count or 0
     completion = final.eval_count or 0
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
+    return wire.Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
-def _sum_usage(items: Sequence[dict[str, int]]) -> dict[str, int]:
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
-    return {k: sum(u[k] for u in items) for k in keys}
+def _sum_usage(items: Sequence[wire.Usage]) -> wire.Usage:
+    return wire.Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in items),
+        completion_tokens=sum(u.completion_tokens for u in items),
+        total_tokens=sum(u.total_tokens for u in items),
+    )
 
 
 def finish_reason(done_reason: str | None, tool_calls: bool) -> str:
@@ -105,34 +111,45 @@ def finish_reason(done_reason: str | None, tool_calls: bool) -> str:
 
 def tool_calls_out(
     calls: Sequence[dict[str, Any]], new_id: Callable[[], str], start: int = 0
-) -> list[dict[str, Any]]:
+) -> list[wire.ToolCall]:
     """Native tool calls as OpenAI's: an id, ``type: function`` and JSON-string arguments."""
     out = []
     for i, call in enumerate(calls):
         fn = call.get("function") or {}
         index = fn.get("index")
         out.append(
-            {
-                "index": index if isinstance(index, int) else start + i,
-                "id": call.get("id") or new_id(),
-                "type": "function",
-                "function": {
-                    "name": str(fn.get("name") or ""),
-                    "arguments": json.dumps(fn.get("arguments") or {}, ensure_ascii=False),
-                },
-            }
+            wire.ToolCall(
+                index=index if isinstance(index, int) else start + i,
+                id=call.get("id") or new_id(),
+                function=wire.FunctionCall(
+                    name=str(fn.get("name") or ""),
+                    arguments=json.dumps(fn.get("arguments") or {}, ensure_ascii=False),
+                ),
+            )
         )
     return out
 
 
-def _envelope(kind: str, rid: str, created: int, model: str) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": kind,
-        "created": created,
-        "model": model,
-        "system_fingerprint": FINGERPRINT,
-    }
+def choice_logprobs(
+    chunks: Sequence[ChatResponse | GenerateResponse],
+) -> wire.ChoiceLogprobs | None:
+    """The native chunks' log probabilities as a choice's (None when none were asked for)."""
+    entries = [e for c in chunks for e in c.logprobs or []]
+    if not entries:
+        return None
+    content = [
+        wire.TokenLogprob(
+            token=e.token,
+            logprob=e.logprob,
+            bytes=e.bytes,
+            top_logprobs=[
+                wire.TopLogprob(token=t.token, logprob=t.logprob, bytes=t.bytes)
+                for t in e.top_logprobs or []
+            ],
+        )
+        for e in entries
+    ]
+    return wire.ChoiceLogprobs(content=content)
 
 
 def chat_completion(
@@ -141,32 +158,30 @@ def chat_completion(
     rid: str,
     created: int,
     new_id: Callable[[], str] = tool_call_id,
-) -> dict[str, Any]:
+) -> wire.ChatCompletion:
     """The ``chat.completion`` object of a whole native chat stream (its last chunk is done)."""
     final = chunks[-1]
     msgs = [c.message for c in chunks]
     calls = tool_calls_out([t for m in msgs for t in m.tool_calls or []], new_id)
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": "".join(m.content for m in msgs),
-    }
-    thinking = "".join(m.thinking or "" for m in msgs)
-    if thinking:
-        message["reasoning"] = thinking
-    if calls:
-        message["tool_calls"] = calls
-    return {
-        **_envelope("chat.completion", rid, created, final.model),
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": finish_reason(final.done_reason, bool(calls)),
-                "logprobs": None,
-            }
-        ],
-        "usage": usage(final),
-    }
+    message = wire.ChatMessage(
+        content="".join(m.content for m in msgs),
+        reasoning="".join(m.thinking or "" for m in msgs) or None,
+        tool_calls=calls or None,
+    )
+    choice = wire.ChatChoice(
+        index=0,
+        message=message,
+        finish_reason=finish_reason(final.done_reason, bool(calls)),
+        logprobs=choice_logprobs(chunks),
+    )
+    return wire.ChatCompletion(
+        id=rid,
+        created=created,
+        model=final.model,
+        system_fingerprint=FINGERPRINT,
+        choices=[choice],
+        usage=usage(final),
+    )
 
 
 @dataclass
@@ -185,41 +200,61 @@ class ChatStream:
     _started: bool = field(default=False, init=False)
     _tool_calls: int = field(default=0, init=False)
 
-    def _chunk(self, model: str, delta: dict[str, Any], reason: str | None) -> Chunk:
-        return {
-            **_envelope("chat.completion.chunk", self.rid, self.created, model),
-            "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}],
-        }
+    def _chunk(
+        self,
+        model: str,
+        choices: list[wire.ChatChunkChoice],
+        usage: wire.Usage | None = None,
+    ) -> wire.ChatCompletionChunk:
+        return wire.ChatCompletionChunk(
+            id=self.rid,
+            created=self.created,
+            model=model,
+            system_fingerprint=FINGERPRINT,
+            choices=choices,
+            usage=usage,
+        )
 
-    def feed(self, native: ChatResponse) -> list[Chunk]:
+    def _delta(
+        self,
+        model: str,
+        delta: wire.ChatDelta,
+        reason: str | None = None,
+        logprobs: wire.ChoiceLogprobs | None = None,
+    ) -> wire.ChatCompletionChunk:
+        choice = wire.ChatChunkChoice(index=0, delta=delta, finish_reason=reason, logprobs=logprobs)
+        return self._chunk(model, [choice])
+
+    def feed(self, native: ChatResponse) -> list[wire.ChatCompletionChunk]:
         model = native.model
         msg = native.message
         content = msg.content
         thinking = msg.thinking or ""
         calls = list(msg.tool_calls or [])
-        out: list[Chunk] = []
+        out: list[wire.ChatCompletionChunk] = []
+        # the chunk's tokens' log probabilities ride on its answer delta, else on its reasoning
+        # delta, else (text held back, e.g. a possible stop word) on an empty delta
+        logprobs = choice_logprobs([native])
         if not self._started:
             self._started = True
-            out.append(self._chunk(model, {"role": "assistant", "content": ""}, None))
+            out.append(self._delta(model, wire.ChatDelta(role="assistant", content="")))
         if thinking:
-            out.append(self._chunk(model, {"reasoning": thinking}, None))
+            lp = None if content or calls else logprobs
+            out.append(self._delta(model, wire.ChatDelta(reasoning=thinking), logprobs=lp))
         if content or calls:
-            delta: dict[str, Any] = {"content": content} if content else {}
+            tool_calls = None
             if calls:
-                delta["tool_calls"] = tool_calls_out(calls, self.new_id, self._tool_calls)
+                tool_calls = tool_calls_out(calls, self.new_id, self._tool_calls)
                 self._tool_calls += len(calls)
-            out.append(self._chunk(model, delta, None))
+            delta = wire.ChatDelta(content=content or None, tool_calls=tool_calls)
+            out.append(self._delta(model, delta, logprobs=logprobs))
+        elif logprobs is not None and not thinking:
+            out.append(self._delta(model, wire.ChatDelta(), logprobs=logprobs))
         if native.done:
             reason = finish_reason(native.done_reason, self._tool_calls > 0)
-            out.append(self._chunk(model, {}, reason))
+            out.append(self._delta(model, wire.ChatDelta(), reason))
             if self.include_usage:
-                out.append(
-                    {
-                        **_envelope("chat.completion.chunk", self.rid, self.created, model),
-                        "choices": [],
-                        "usage": usage(native),
-                    }
-                )
+                out.append(self._chunk(model, [], usage(native)))
         return out
 
 
@@ -229,55 +264,60 @@ def text_completion(
     rid: str,
     created: int,
     echo_prompts: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> wire.Completion:
     """The ``text_completion`` object: one choice per prompt's native generate stream."""
     choices = []
     for i, chunks in enumerate(results):
         text = "".join(c.response for c in chunks)
         if echo_prompts is not None:
             text = echo_prompts[i] + text
+        reason = finish_reason(chunks[-1].done_reason, False)
         choices.append(
-            {
-                "text": text,
-                "index": i,
-                "finish_reason": finish_reason(chunks[-1].done_reason, False),
-                "logprobs": None,
-            }
+            wire.CompletionChoice(
+                text=text, index=i, finish_reason=reason, logprobs=choice_logprobs(chunks)
+            )
         )
-    model = results[0][-1].model if results else ""
-    return {
-        **_envelope("text_completion", rid, created, model),
-        "choices": choices,
-        "usage": _sum_usage([usage(r[-1]) for r in results]),
-    }
+    return wire.Completion(
+        id=rid,
+        created=created,
+        model=results[0][-1].model if results else "",
+        system_fingerprint=FINGERPRINT,
+        choices=choices,
+        usage=_sum_usage([usage(r[-1]) for r in results]),
+    )
 
 
 def completion_chunk(
     native: GenerateResponse, index: int, *, rid: str, created: int, prefix: str = ""
-) -> Chunk:
+) -> wire.CompletionChunk:
     """One streamed ``text_completion`` chunk for a native generate chunk of prompt ``index``."""
     reason = finish_reason(native.done_reason, False) if native.done else None
-    return {
-        **_envelope("text_completion", rid, created, native.model),
-        "choices": [
-            {
-                "text": prefix + native.response,
-                "index": index,
-                "finish_reason": reason,
-                "logprobs": None,
-            }
-        ],
-    }
+    choice = wire.CompletionChunkChoice(
+        text=prefix + native.response,
+        index=index,
+        finish_reason=reason,
+        logprobs=choice_logprobs([native]),
+    )
+    return wire.CompletionChunk(
+        id=rid,
+        created=created,
+        model=native.model,
+        system_fingerprint=FINGERPRINT,
+        choices=[choice],
+    )
 
 
 def completion_usage_chunk(
     finals: Sequence[GenerateResponse], *, rid: str, created: int, model: str
-) -> Chunk:
-    return {
-        **_envelope("text_completion", rid, created, model),
-        "choices": [],
-        "usage": _sum_usage([usage(f) for f in finals]),
-    }
+) -> wire.CompletionChunk:
+    return wire.CompletionChunk(
+        id=rid,
+        created=created,
+        model=model,
+        system_fingerprint=FINGERPRINT,
+        choices=[],
+        usage=_sum_usage([usage(f) for f in finals]),
+    )
 
 
 def floats_to_base64(values: Sequence[float]) -> str:
@@ -285,19 +325,20 @@ def floats_to_base64(values: Sequence[float]) -> str:
     return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode("ascii")
 
 
-def embedding_list(model: str, native: EmbedResponse, encoding: str) -> dict[str, Any]:
+def embedding_list(model: str, native: EmbedResponse, encoding: str) -> wire.EmbeddingList:
     """OpenAI's embedding list for a native ``/api/embed`` response."""
     data = []
     for i, vector in enumerate(native.embeddings):
-        value: Any = floats_to_base64(vector) if encoding == "base64" else list(vector)
-        data.append({"object": "embedding", "embedding": value, "index": i})
+        value: list[float] | str = (
+            floats_to_base64(vector) if encoding == "base64" else list(vector)
+        )
+        data.append(wire.Embedding(embedding=value, index=i))
     tokens = native.prompt_eval_count or 0
-    return {
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    return wire.EmbeddingList(
+        data=data,
+        model=model,
+        usage=wire.EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
 
 
 def unix_time(go_time: str) -> int:
@@ -316,13 +357,12 @@ def owner(model: str) -> str:
         return "library"
 
 
-def model_object(model: str, created: int) -> dict[str, Any]:
-    return {"id": model, "object": "model", "created": created, "owned_by": owner(model)}
+def model_object(model: str, created: int) -> wire.Model:
+    return wire.Model(id=model, created=created, owned_by=owner(model))
 
 
-def model_list(entries: Sequence[ListModel]) -> dict[str, Any]:
+def model_list(entries: Sequence[ListModel]) -> wire.ModelList:
     """``GET /v1/models`` from the ``/api/tags`` entries."""
-    data = []
-    for e in entries:
-        data.append(model_object(e.model or e.name, unix_time(e.modified_at)))
-    return {"object": "list", "data": data}
+    return wire.ModelList(
+        data=[model_object(e.model or e.name, unix_time(e.modified_at)) for e in entries]
+    )

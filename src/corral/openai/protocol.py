@@ -77,8 +77,16 @@ class Sampling(OpenAIWire):
     keep_alive: float | int | str | None = None
 
 
+def _messages_required(schema: dict[str, Any]) -> None:
+    schema["required"] = [*schema.get("required", []), "messages"]
+
+
 class ChatCompletionRequest(Sampling):
-    messages: list[ChatMessageIn] = Field(default_factory=list)
+    # ``messages`` missing or empty is refused with Ollama's message (not pydantic's), so the
+    # model accepts both and only the schema says they are required and not empty
+    model_config = ConfigDict(json_schema_extra=_messages_required)
+
+    messages: list[ChatMessageIn] = Field(default_factory=list, json_schema_extra={"minItems": 1})
     max_completion_tokens: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None

@@ -1,11 +1,11 @@
 """How many tokens a chat request's prompt is, without generating (Anthropic's count_tokens).
 
-The prompt is the one :func:`corral.service.chat.chat` would evaluate: the same job (options,
-``think``, ``truncate``), the same messages, tools, model system prompt and history, rendered
-by the model's template with history truncated to the context, then tokenized by the model's
-runner (with its images, for a vision model). So the count equals the ``prompt_eval_count`` the
-same request reports when it is answered. Counting loads the model if needed and holds a
-reference to its runner, but no slot: it never waits for a generation to finish.
+The prompt is the one :func:`corral.service.chat.chat` would evaluate: the same job
+(options, ``think``, ``truncate``, ``shift``), the same messages, tools, model system prompt and
+history, rendered by the model's template with history truncated to the context, then tokenized
+by the model's runner (with its images, for a vision model). So the count equals the
+``prompt_eval_count`` the same request reports when it is answered. Counting loads the model if
+needed and holds a reference to its runner, but no slot: it never waits for a generation.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from corral.service.request import check_generation
 
 async def count_chat_tokens(svc: Service, req: ChatRequest) -> int:
     job = await svc.job(
-        req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
+        req.model,
+        req.options,
+        req.keep_alive,
+        think=req.think,
+        truncate=req.truncate,
+        shift=req.shift,
     )
     view = job.view
     msgs = without_old_thinking(messages_from_wire(req.messages or []), view)
@@ -53,6 +58,10 @@ async def count_chat_tokens(svc: Service, req: ChatRequest) -> int:
             wires = [(pixels or {})[i].wire() for i in images]
             return len(await runner.tokenize_media(prompt, wires))
         tokens = await fit_tokens(
-            runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
+            runner,
+            prompt,
+            truncate=job.truncate,
+            num_keep=job.sampling.num_keep,
+            shift=job.sampling.shift,
         )
         return len(tokens)

@@ -12,8 +12,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,7 +27,7 @@ from corral.api.types import (
 )
 from corral.errors import CorralError, ModelNotFound
 from corral.names import parse_name
-from corral.openai import convert, objects
+from corral.openai import convert, objects, wire
 from corral.openai.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -35,6 +35,7 @@ from corral.openai.protocol import (
     OpenAIWire,
 )
 from corral.server.body import decode_json, read_body, validate
+from corral.server.fanout import fan_in
 from corral.server.streaming import StreamingResponse, first_chunk
 from corral.service import Service, catalog
 from corral.service.chat import chat
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-Chunks = AsyncGenerator[GenerateResponse, None]
 W = TypeVar("W", bound=OpenAIWire)
 C = TypeVar("C", ChatResponse, GenerateResponse)
 
@@ -61,8 +61,9 @@ def openai_error(status: int, message: str) -> JSONResponse:
     return JSONResponse(objects.error_body(status, message), status_code=status)
 
 
-def sse(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+def sse(obj: wire.OpenAIObject) -> bytes:
+    data = json.dumps(obj.wire(), ensure_ascii=False, separators=(",", ":"))
+    return b"data: " + data.encode() + b"\n\n"
 
 
 async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
@@ -99,10 +100,10 @@ def _stream(events: AsyncGenerator[bytes, None]) -> StreamingResponse:
                 yield event
             yield DONE
         except CorralError as e:
-            yield sse(objects.error_body(e.status, e.message))
+            yield sse(objects.error_object(e.status, e.message))
         except Exception as e:
             log.exception("OpenAI stream failed")
-            yield sse(objects.error_body(500, str(e) or type(e).__name__))
+            yield sse(objects.error_object(500, str(e) or type(e).__name__))
         finally:
             await events.aclose()  # a client that left cancels the generation
 
@@ -124,7 +125,7 @@ async def chat_completions(request: Request) -> Response:
         rid, created = objects.random_id("chatcmpl-"), int(time.time())
         if not req.stream:
             items = await _rest(first, chunks)
-            return JSONResponse(objects.chat_completion(items, rid=rid, created=created))
+            return JSONResponse(objects.chat_completion(items, rid=rid, created=created).wire())
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         conv = objects.ChatStream(rid, created, include_usage=include_usage)
 
@@ -146,90 +147,48 @@ async def chat_completions(request: Request) -> Response:
 # ---- completions -----------------------------------------------------------------------------
 
 
-async def _open_all(
-    svc: Service, natives: Sequence[GenerateRequest]
-) -> list[tuple[GenerateResponse, Chunks]]:
-    opened: list[tuple[GenerateResponse, Chunks]] = []
-    try:
-        for native in natives:
-            chunks = generate(svc, native)
-            opened.append((await first_chunk(chunks), chunks))
-    except BaseException:
-        for _, chunks in opened:
-            await chunks.aclose()
-        raise
-    return opened
-
-
-async def _merge(
-    opened: Sequence[tuple[GenerateResponse, Chunks]],
-) -> AsyncIterator[tuple[int, GenerateResponse]]:
-    """The chunks of several native streams as they come, tagged with their stream's index."""
-    queue: asyncio.Queue[tuple[int, GenerateResponse] | BaseException | None] = asyncio.Queue()
-
-    async def pump(i: int, first: GenerateResponse, chunks: Chunks) -> None:
-        try:
-            await queue.put((i, first))
-            async for c in chunks:
-                await queue.put((i, c))
-        except Exception as e:
-            await queue.put(e)
-        finally:
-            await chunks.aclose()
-            await queue.put(None)
-
-    tasks = [asyncio.create_task(pump(i, f, c)) for i, (f, c) in enumerate(opened)]
-    try:
-        running = len(tasks)
-        while running:
-            item = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                yield item
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
     async def work() -> Response:
         req = await _parse(request, CompletionRequest)
         prompts = convert.prompts(req)
         natives = [validate(GenerateRequest, convert.completion_request(req, p)) for p in prompts]
-        opened = await _open_all(_service(request), natives)
+        svc = _service(request)
+        # every prompt's stream is read from the start (more prompts than slots must not wait
+        # for slots that unread streams hold)
+        fan = await fan_in([generate(svc, native) for native in natives])
         rid, created = objects.random_id("cmpl-"), int(time.time())
         echo = prompts if req.echo else None
         if not req.stream:
-            tasks = [asyncio.create_task(_rest(f, c)) for f, c in opened]
+            results: list[list[GenerateResponse]] = [[] for _ in natives]
             try:
-                results = await asyncio.gather(*tasks)
+                async for i, native in fan.chunks():
+                    results[i].append(native)
             finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            return JSONResponse(
-                objects.text_completion(results, rid=rid, created=created, echo_prompts=echo)
+                await fan.aclose()
+            completion = objects.text_completion(
+                results, rid=rid, created=created, echo_prompts=echo
             )
+            return JSONResponse(completion.wire())
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
         async def events() -> AsyncGenerator[bytes, None]:
             finals: dict[int, GenerateResponse] = {}
             echoed: set[int] = set()
-            async for i, native in _merge(opened):
-                prefix = ""
-                if echo is not None and i not in echoed:
-                    prefix = echo[i]
-                    echoed.add(i)
-                if native.done:
-                    finals[i] = native
-                yield sse(
-                    objects.completion_chunk(native, i, rid=rid, created=created, prefix=prefix)
-                )
+            try:
+                async for i, native in fan.chunks():
+                    prefix = ""
+                    if echo is not None and i not in echoed:
+                        prefix = echo[i]
+                        echoed.add(i)
+                    if native.done:
+                        finals[i] = native
+                    chunk = objects.completion_chunk(
+                        native, i, rid=rid, created=created, prefix=prefix
+                    )
+                    yield sse(chunk)
+            finally:
+                await fan.aclose()  # a client that left cancels every prompt's generation
             if include_usage:
                 ordered = [finals[i] for i in sorted(finals)]
                 model = ordered[0].model if ordered else req.model
@@ -252,7 +211,7 @@ async def embeddings(request: Request) -> Response:
         encoding = convert.encoding_format(req)
         native = validate(EmbedRequest, convert.embed_request(req))
         resp = await embed(_service(request), native)
-        return JSONResponse(objects.embedding_list(req.model, resp, encoding))
+        return JSONResponse(objects.embedding_list(req.model, resp, encoding).wire())
 
     return await _answer(work)
 
@@ -264,7 +223,7 @@ async def embeddings(request: Request) -> Response:
 async def models(request: Request) -> Response:
     async def work() -> Response:
         listing = await catalog.tags(_service(request))
-        return JSONResponse(objects.model_list(listing.models))
+        return JSONResponse(objects.model_list(listing.models).wire())
 
     return await _answer(work)
 
@@ -279,6 +238,6 @@ async def retrieve_model(request: Request, model: str) -> Response:
         except ModelNotFound as e:
             raise ModelNotFound(model) from e
         created = int(entry.modified_at.timestamp())
-        return JSONResponse(objects.model_object(model, created))
+        return JSONResponse(objects.model_object(model, created).wire())
 
     return await _answer(work)
