@@ -22,6 +22,7 @@ _UNITS = {
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 FOREVER = math.inf
+_MAX_SECONDS = (2**63 - 1) / 1e9  # Go's longest Duration, about 292 years
 
 
 def parse_go_duration(text: str) -> float:
@@ -43,7 +44,7 @@ def parse_go_duration(text: str) -> float:
             raise ValueError(f'time: invalid duration "{text}"')
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()
-    if pos == 0:
+    if pos == 0 or total > _MAX_SECONDS:  # past int64 nanoseconds Go refuses it too
         raise ValueError(f'time: invalid duration "{text}"')
     return sign * total
 

@@ -50,6 +50,12 @@ class Unauthorized(CorralError):
     status = 401
 
 
+class Forbidden(CorralError):
+    """Something the server refuses to do whoever asks, e.g. write outside the model store."""
+
+    status = 403
+
+
 class NotFound(CorralError):
     """A model, blob or route that does not exist (404)."""
 

@@ -190,7 +190,6 @@ BAD_REQUESTS = [
         400,
         "invalid model name",
     ),
-    ("POST", "/api/create", b'{"model": "x", "from": "no-such-model"}', 404, "not found"),
     (
         "POST",
         "/api/create",

@@ -54,7 +54,7 @@ class BlobWriter:
         target = self._dir / ("sha256-" + digest.removeprefix("sha256:"))
         if target.exists():
             self.tmp_path.unlink(missing_ok=True)
-            os.utime(target)
+            os.utime(target, follow_symlinks=False)  # a link's own time, never its target's
             return digest, False
         os.chmod(self.tmp_path, 0o644)
         os.replace(self.tmp_path, target)

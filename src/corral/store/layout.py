@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from corral.errors import ModelNotFound
+from corral.errors import Forbidden, ModelNotFound
 from corral.names import (
     ModelName,
     blob_filename,
@@ -83,7 +83,25 @@ class Store:
     # ---- manifests ---------------------------------------------------------------------------
 
     def manifest_path(self, name: ModelName) -> Path:
-        return self.manifests_dir.joinpath(*name.manifest_relpath())
+        """Where ``name``'s manifest is written; :class:`~corral.errors.Forbidden` if a symbolic
+        link on the way leads out of ``manifests/`` (see :meth:`check_inside`)."""
+        path = self.manifests_dir.joinpath(*name.manifest_relpath())
+        self.check_inside(path)
+        return path
+
+    def check_inside(self, path: Path) -> None:
+        """Refuse to create, replace or delete ``path`` if its directory, once symbolic links are
+        followed, is not below ``manifests/`` (itself possibly a link). Links that the store's
+        owner made are followed for reading, as Ollama follows them, but nothing outside the
+        store is ever written or deleted through one."""
+        directory = path.parent
+        while not os.path.lexists(directory) and directory != self.manifests_dir:
+            directory = directory.parent
+        root = self.manifests_dir.resolve()
+        real = directory.resolve()
+        if real != root and root not in real.parents:
+            rel = path.relative_to(self.manifests_dir).as_posix()
+            raise Forbidden(f"refusing to change a file outside the model store: manifests/{rel}")
 
     def resolve(self, name: ModelName) -> ModelName:
         """``name`` respelled, part by part, as the store already spells it (Ollama's rule)."""
@@ -160,6 +178,7 @@ class Store:
                 old = Manifest.from_bytes(path.read_bytes()).digests()
             except Exception:
                 old = set()
+            self.check_inside(path)
             path.unlink()
             fsync_dir(path.parent)
             self._remove_empty_dirs(path.parent)
