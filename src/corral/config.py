@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ DEFAULT_MAX_QUEUE = 512
 DEFAULT_KEEP_ALIVE = 300.0
 DEFAULT_LOAD_TIMEOUT = 300.0
 DEFAULT_MAX_LOADED_MODELS = 3
+DEFAULT_MAX_BODY = 64 << 20  # bytes of a JSON request body (CORRAL_MAX_BODY)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class Settings:
     nohistory: bool = False
     flash_attention: bool | None = None  # unset: timed on this CPU (CPU builds), llama.cpp's on GPU
     api_key: str | None = None
+    max_body: int = DEFAULT_MAX_BODY  # a larger JSON body is answered 413; blobs are exempt
+    no_cloud: bool = False  # OLLAMA_NO_CLOUD: only reported (corral never reaches a cloud)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +161,8 @@ class Settings:
             nohistory=_lenient(e, "OLLAMA_NOHISTORY", _bool, False),
             flash_attention=_lenient(e, "OLLAMA_FLASH_ATTENTION", _bool, None),
             api_key=get("CORRAL_API_KEY") or None,
+            max_body=_lenient(e, "CORRAL_MAX_BODY", parse_byte_size, DEFAULT_MAX_BODY),
+            no_cloud=_lenient(e, "OLLAMA_NO_CLOUD", _bool, False),
         )
 
 
@@ -169,6 +175,26 @@ def _lenient(env: Mapping[str, str], key: str, parse: Callable[[str], T], defaul
     except ValueError:
         log.warning("invalid environment variable %s=%r, using default %r", key, raw, default)
         return default
+
+
+_SIZE = re.compile(r"([0-9]+)\s*([kmgt]?)(i?)(b?)", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_byte_size(raw: str) -> int:
+    """A positive byte count: ``1048576``, or a whole number with a unit, in any case:
+    ``K``/``KB``/``KiB``, ``M``/``MB``/``MiB``, ``G``/``GB``/``GiB``, ``T``/``TB``/``TiB``, all
+    powers of 1024 (``64MB`` is the default, 64 MiB), or ``B``."""
+    m = _SIZE.fullmatch(raw.strip())
+    if m is None:
+        raise ValueError(raw)
+    digits, prefix, binary, _b = m.groups()
+    if binary and not prefix:
+        raise ValueError(raw)
+    n: int = int(digits) * 1024 ** _SIZE_POWERS[prefix.lower()]
+    if n <= 0:
+        raise ValueError(raw)
+    return n
 
 
 def _uint(raw: str) -> int:

@@ -86,6 +86,7 @@ class ChatMessage:
     tool_calls: tuple[Mapping[str, Any], ...] = ()
     tool_name: str = ""
     thinking: str = ""
+    tool_call_id: str = ""
 
 
 def _template_message(m: ChatMessage) -> TemplateMessage:
@@ -110,6 +111,7 @@ def _template_message(m: ChatMessage) -> TemplateMessage:
         Images=m.images,
         ToolCalls=tuple(calls),
         ToolName=m.tool_name,
+        ToolCallID=m.tool_call_id,
     )
 
 
@@ -127,6 +129,7 @@ def collate(messages: Sequence[ChatMessage]) -> tuple[str, list[ChatMessage]]:
                 tool_calls=prev.tool_calls + m.tool_calls,
                 tool_name=prev.tool_name or m.tool_name,
                 thinking=prev.thinking,
+                tool_call_id=prev.tool_call_id or m.tool_call_id,
             )
         else:
             merged.append(m)
@@ -263,19 +266,40 @@ async def chat_prompt(
     image_tokens: int = 0,
 ) -> tuple[str, tuple[str, ...]]:
     """The prompt for ``messages``, dropping the oldest non-system messages (with their
-    images, each counted as ``image_tokens``) until it fits; and the images it holds."""
-    start = 0
-    last = len(messages) - 1
-    for i in range(0, last + 1):
+    images, each counted as ``image_tokens``) until it fits; and the images it holds.
+
+    The first kept message is searched from the end, as Ollama does, but by doubling and then
+    bisecting the number of kept messages: a few renders of about what fits, so a history of
+    100k messages costs no more than one that fits (never one render per dropped message).
+    """
+
+    async def fits(i: int) -> bool:
         kept = [m for m in messages[:i] if m.role == "system"] + list(messages[i:])
         text = template.render(kept, tools, think)
         n_images = sum(len(m.images) for m in kept)
-        if len(await tokenize(text)) + n_images * image_tokens <= num_ctx:
-            start = i
-            break
-        if not truncate:
+        return len(await tokenize(text)) + n_images * image_tokens <= num_ctx
+
+    last = len(messages) - 1
+    start = 0
+    if last >= 0 and not truncate:
+        if not await fits(0):
             raise BadRequest("the input length exceeds the context length")
-        start = i
+    elif last > 0:
+        good, bad, size = last, -1, 1  # the last message is kept even if it alone does not fit
+        while good > 0:
+            size *= 2
+            i = max(last + 1 - size, 0)
+            if not await fits(i):
+                bad = i
+                break
+            good = i
+        while good - bad > 1:  # fits(good) (or good == last), not fits(bad)
+            mid = (good + bad) // 2
+            if await fits(mid):
+                good = mid
+            else:
+                bad = mid
+        start = good
     tagged, images = tag_images(messages, start)
     systems = [m for m in messages[:start] if m.role == "system"]
     return template.render(systems + tagged[start:], tools, think), images

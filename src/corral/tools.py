@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -158,3 +160,11 @@ class ToolParser:
         if self.index == 0:
             return self._give_up(), []
         return "", calls
+
+
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def tool_call_id() -> str:
+    """An id for a parsed tool call, in Ollama's form: ``call_`` and 8 random characters."""
+    return "call_" + "".join(secrets.choice(_ID_CHARS) for _ in range(8))

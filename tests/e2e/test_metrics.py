@@ -30,6 +30,9 @@ def test_metrics_after_real_generations(
     generated = samples[("corral_generated_tokens_total", model)]
     assert generated == sum(a.eval_count or 0 for a in answers)  # no other test uses this name
     assert samples[("corral_time_to_first_token_seconds_count", model)] == 3
-    assert samples[("corral_runner_resident_bytes", model)] > 10_000_000
+    # the runner is labelled with the name it was loaded under (models made from one GGUF with
+    # the same options share a runner)
+    rss = [v for (name, _), v in samples.items() if name == "corral_runner_resident_bytes"]
+    assert rss and max(rss) > 10_000_000
     ok = (("model", "smol-metrics:latest"), ("route", "/api/generate"), ("status", "200"))
     assert samples[("corral_http_requests_total", ok)] == 3

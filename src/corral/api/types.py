@@ -44,6 +44,7 @@ class ToolCallFunction(Wire):
 
 
 class ToolCall(Wire):
+    id: str | None = None
     function: ToolCallFunction
 
 
@@ -54,6 +55,7 @@ class Message(Wire):
     images: list[str] | None = None
     tool_calls: list[ToolCall] | None = None
     tool_name: str | None = None
+    tool_call_id: str | None = None
 
 
 class CreateRequest(Wire):
@@ -151,8 +153,37 @@ class EmbeddingsRequest(Wire):
 # fields, as Ollama's ``omitempty`` fields; listings keep every field (``families`` is null).
 
 
+def _document_omitted(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """The serialization JSON schema of an :class:`Out` whose ``None`` fields are left out:
+    those are optional and never null; every other field is always sent, hence required."""
+    if not getattr(cls, "omit_none", False):
+        return
+    properties = schema.get("properties", {})
+    omitted = set()
+    for name, field in cls.model_fields.items():
+        if field.is_required() or field.default is not None:
+            continue
+        key = field.serialization_alias or name
+        omitted.add(key)
+        prop = properties.get(key, {})
+        prop.pop("default", None)
+        any_of = prop.pop("anyOf", None)
+        if isinstance(any_of, list):
+            kept = [s for s in any_of if s != {"type": "null"}]
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+    required = [k for k in schema.get("required", []) if k not in omitted]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
 class Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra=_document_omitted,
+    )
     omit_none: ClassVar[bool] = True
 
     def wire(self) -> dict[str, Any]:
@@ -234,6 +265,7 @@ class EmbeddingResponse(Out):
 
 
 class ModelDetails(Out):
+    omit_none: ClassVar[bool] = False  # always sent whole (``families`` may be null)
     parent_model: str = ""
     format: str = ""
     family: str = ""
@@ -249,6 +281,7 @@ class ListModel(Out):
     size: int
     digest: str
     details: ModelDetails
+    capabilities: list[str] = Field(default_factory=list)
 
 
 class ListResponse(Out):
@@ -270,3 +303,58 @@ class ProcessModel(Out):
 class ProcessResponse(Out):
     omit_none: ClassVar[bool] = False
     models: list[ProcessModel]
+
+
+class ErrorResponse(Out):
+    """Every native error answer (and the last line of a stream that failed)."""
+
+    error: str
+
+
+class VersionResponse(Out):
+    version: str
+
+
+class CloudStatus(Out):
+    omit_none: ClassVar[bool] = False
+    disabled: bool
+    source: str
+
+
+class StatusResponse(Out):
+    """``GET /api/status``: corral never reaches Ollama's cloud, so it is always disabled."""
+
+    omit_none: ClassVar[bool] = False
+    cloud: CloudStatus
+
+
+class ProgressResponse(Out):
+    """A line of ``/api/pull``, ``/api/push`` and ``/api/create`` progress (the last one is
+    ``{"status": "success"}``); empty fields are left out."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+
+class ShowMessage(Out):
+    role: str
+    content: str
+
+
+class ShowResponse(Out):
+    """``/api/show``'s answer (``license``, ``projector_info`` and ``messages`` only when the
+    model has them; ``model_info`` holds null for arrays elided without ``verbose``)."""
+
+    license: str | None = None
+    modelfile: str
+    parameters: str
+    template: str
+    system: str
+    details: ModelDetails
+    model_info: dict[str, Any]
+    projector_info: dict[str, Any] | None = None
+    capabilities: list[str]
+    modified_at: str
+    messages: list[ShowMessage] | None = None

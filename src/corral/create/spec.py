@@ -14,7 +14,7 @@ from corral.api.types import CreateRequest
 from corral.create.convert import detect_architecture
 from corral.create.modelfile import parse_modelfile
 from corral.create.quantize import parse_quant_type
-from corral.errors import BadRequest, ModelNotFound, NotFound, TemplateError
+from corral.errors import BadRequest, Forbidden, NotFound, TemplateError
 from corral.gguf_info import is_gguf, read_gguf
 from corral.models import load_model
 from corral.names import ModelName, parse_digest, parse_name
@@ -48,11 +48,20 @@ class CreateSpec:
     from_modelfile: bool = False
 
 
-def spec_from_request(req: CreateRequest, store: Store) -> CreateSpec:
+SERVER_PATHS_REFUSED = (
+    "a FROM or ADAPTER path is read on the server only for clients on the server's own machine; "
+    'upload the file as a blob (POST /api/blobs/:digest) and name it in "files"'
+)
+
+
+def spec_from_request(req: CreateRequest, store: Store, *, server_paths: bool = True) -> CreateSpec:
+    """The create to run. ``server_paths``: whether the legacy ``modelfile`` payload may name
+    files on the server's disk (only a client on the same machine, which could read them itself,
+    may; corral's own CLI uploads them as blobs)."""
     raw_name = req.model or req.name or ""
     name = parse_name(raw_name)
     if req.modelfile is not None and req.from_ is None and req.files is None:
-        spec = _from_modelfile(name, req.modelfile, req.path)
+        spec = _from_modelfile(name, req.modelfile, req.path, server_paths)
     else:
         spec = _from_fields(name, req)
     quant = (req.quantize or req.quantization or "").strip() or None
@@ -127,7 +136,9 @@ def _valid_rel_path(p: str) -> bool:
     return all(part not in ("", ".", "..") for part in p.split("/"))
 
 
-def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
+def _from_modelfile(
+    name: ModelName, text: str, path: str | None, server_paths: bool = True
+) -> CreateSpec:
     mf = parse_modelfile(text)
     base_dir = Path(path).expanduser().parent if path else Path.cwd()
     from_model: ModelName | None = None
@@ -141,7 +152,7 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
         if cmd.name == "model":
             if cmd.args.startswith("@"):
                 from_files += ((f"model-{len(from_files)}.gguf", parse_digest(cmd.args[1:])),)
-            elif (p := _local_path(cmd.args, base_dir)) is not None:
+            elif (p := _local_path(cmd.args, base_dir, server_paths)) is not None:
                 ggufs = sorted(p.glob("*.gguf")) if p.is_dir() else [p]
                 if ggufs:
                     paths += ggufs
@@ -154,7 +165,7 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
         elif cmd.name == "adapter":
             if cmd.args.startswith("@"):
                 adapter_files.append(("adapter.gguf", parse_digest(cmd.args[1:])))
-            elif (p := _local_path(cmd.args, base_dir)) is not None:
+            elif (p := _local_path(cmd.args, base_dir, server_paths)) is not None:
                 adapter_paths.append(p)
             else:
                 raise BadRequest(f"no such file or directory: {cmd.args}")
@@ -182,13 +193,21 @@ def _from_modelfile(name: ModelName, text: str, path: str | None) -> CreateSpec:
     )
 
 
-def _local_path(arg: str, base_dir: Path) -> Path | None:
-    """A FROM/ADAPTER argument that names a file on this machine, or None for a model name."""
+def _local_path(arg: str, base_dir: Path, allowed: bool = True) -> Path | None:
+    """A FROM/ADAPTER argument that names a file on this machine, or None for a model name.
+    When not ``allowed``, the disk is not looked at: a path is refused, whether it exists or not
+    (so a remote client cannot probe the server's files), and anything else is a model name."""
     explicit = arg.startswith(("/", "./", "../", "~"))
+    if not allowed:
+        if explicit or "\\" in arg:
+            raise Forbidden(SERVER_PATHS_REFUSED)
+        return None
     candidate = Path(arg).expanduser()
     if not candidate.is_absolute():
         candidate = base_dir / candidate
     if candidate.exists():
+        if not (candidate.is_file() or candidate.is_dir()):  # a FIFO or a device could block
+            raise BadRequest(f"not a regular file or directory: {arg}")
         return candidate.resolve()
     if explicit:
         raise BadRequest(f"no such file or directory: {arg}")
@@ -203,13 +222,16 @@ def checkpoint_files(spec: CreateSpec, store: Store) -> dict[str, Path]:
     """The files of a safetensors checkpoint by their relative names."""
     if spec.from_dir is not None:
         root = spec.from_dir
+        if not (root / "config.json").is_file():  # not a checkpoint: never walk any tree (/)
+            raise BadRequest("open config.json: no such file or directory")
         return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
     return {name: store.blob_path(digest) for name, digest in spec.from_files}
 
 
 def _check_sources(spec: CreateSpec, store: Store) -> None:
-    if spec.from_model is not None and not store.exists(spec.from_model):
-        raise ModelNotFound(spec.from_model.display_shortest())
+    """400/404s found before any work. A FROM model that is not here is not one of them: the
+    create pulls it first (its own checks run once it is here)."""
+    from_here = spec.from_model is not None and store.exists(spec.from_model)
     for _fname, digest in spec.from_files + spec.adapter_files:
         if not store.has_blob(digest):
             raise NotFound(f"blob {digest} not found")
@@ -226,6 +248,8 @@ def _check_sources(spec: CreateSpec, store: Store) -> None:
     if spec.quantize is not None:
         sources = ggufs[:1]
         if spec.from_model is not None:
+            if not from_here:
+                return
             model_path = load_model(store, spec.from_model).model_path
             sources = [model_path] if model_path is not None else []
         for path in sources:

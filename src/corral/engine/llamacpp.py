@@ -215,6 +215,8 @@ class LlamaEngine:
         return self._vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        if any(t < 0 or t >= self.n_vocab for t in tokens):  # llama.cpp aborts on those
+            raise ValueError("a token id outside the model's vocabulary")
         return self._vocab.detokenize(tokens)
 
     def token_piece(self, token: int) -> bytes:
@@ -418,7 +420,8 @@ class LlamaEngine:
         for act in list(self._active.values()):  # one token for every generating slot
             if act.pending is None:
                 continue
-            if len(act.slot.tokens) >= self.n_ctx and not self._shift(act):
+            full = len(act.slot.tokens) >= self.n_ctx
+            if full and (not act.req.sampling.shift or not self._shift(act)):
                 events.append(self._release(act, "length", None))
                 continue
             if act.pending is None:  # the shift turned it into a re-evaluation

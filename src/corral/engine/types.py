@@ -58,6 +58,7 @@ class SamplingParams:
     seed: int = int(DEFAULTS["seed"])  # -1: the engine draws a random seed
     num_predict: int = int(DEFAULTS["num_predict"])  # -1: until a stop or a full context
     num_keep: int = int(DEFAULTS["num_keep"])
+    shift: bool = True  # a full context shifts (False: the generation ends, "length")
     logprobs: bool = False  # report each token's log probability
     top_logprobs: int = 0  # and this many most likely alternatives (0-20)
     grammar: str | None = None  # GBNF, already converted from format json / a JSON schema

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
 import logging
 import os
-import re
-import socket
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from corral.config import Settings
 from corral.engine.process import RunnerProcess
@@ -24,6 +18,8 @@ from corral.engine.types import LoadSpec
 from corral.errors import CorralError
 from corral.scheduler import Runner, RunnerFactory, Scheduler
 from corral.server.disconnect import DisconnectMiddleware
+from corral.server.limits import BodyLimitMiddleware
+from corral.server.security import CorsMiddleware, HostCheckMiddleware, loopback_bind
 from corral.service import Service
 from corral.store import Store
 
@@ -59,28 +55,31 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     )
     app.state.services = svc
 
+    from corral.server import openapi
     from corral.server.auth import install_api_key
     from corral.server.metrics import MetricsMiddleware
     from corral.server.metrics import router as metrics_router
+    from corral.server.routes import anthropic as anthropic_routes
     from corral.server.routes import inference as inference_routes
     from corral.server.routes import models as model_routes
     from corral.server.routes import openai as openai_routes
+    from corral.server.routes import responses as responses_routes
     from corral.server.routes import transfer as transfer_routes
 
     app.include_router(model_routes.router)
     app.include_router(transfer_routes.router)
     app.include_router(inference_routes.router)
     app.include_router(openai_routes.router)
+    app.include_router(responses_routes.router)
     app.include_router(metrics_router)
+    app.include_router(openapi.router)
+    app.include_router(anthropic_routes.router)
 
     app.add_middleware(DisconnectMiddleware)  # innermost: it sees the route's own receive
+    # inside the API key and CORS: a 413 goes only to a client with the key, with CORS headers
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body)
     install_api_key(app, settings)  # inside CORS: preflights pass, 401s get CORS headers
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=_origins_regex(settings.origins),
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
+    app.add_middleware(CorsMiddleware, origins=settings.origins)  # 403 to foreign origins
     _install_host_check(app, settings)
     # outermost: every answer counts, refusals of the host check and the API key included
     app.add_middleware(MetricsMiddleware, metrics=svc.scheduler.metrics)
@@ -88,17 +87,25 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     return app
 
 
-def _origins_regex(origins: tuple[str, ...]) -> str:
-    if "*" in origins:
-        return ".*"
-    parts = [re.escape(o).replace(r"\*", "[^/]*") for o in origins]
-    return "^(" + "|".join(parts) + ")$"
+def error_json(path: str, status: int, message: str) -> dict[str, object]:
+    """An error body in the shape of the API that ``path`` belongs to: Anthropic's on
+    ``/v1/messages*``, OpenAI's on other ``/v1`` paths, Ollama's ``{"error": ...}`` elsewhere
+    (also for paths no route matches, and for the host check's 403)."""
+    from corral.anthropic.convert import error_body as anthropic_error_body
+    from corral.openai.objects import error_body as openai_error_body
+    from corral.server.auth import is_anthropic
+
+    if is_anthropic(path):
+        return anthropic_error_body(status, message).wire()
+    if path == "/v1" or path.startswith("/v1/"):
+        return openai_error_body(status, message)
+    return {"error": message}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CorralError)
-    async def corral_error(_req: Request, exc: CorralError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    async def corral_error(req: Request, exc: CorralError) -> JSONResponse:
+        return JSONResponse(error_json(req.url.path, exc.status, exc.message), exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -111,71 +118,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": msg}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(req: Request, exc: StarletteHTTPException) -> JSONResponse:
         text = "404 page not found" if exc.status_code == 404 else str(exc.detail)
         if exc.status_code == 405:
             text = "405 method not allowed"
-        return JSONResponse({"error": text}, status_code=exc.status_code)
+        return JSONResponse(error_json(req.url.path, exc.status_code, text), exc.status_code)
 
     @app.exception_handler(Exception)
-    async def unexpected(_req: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(req: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse({"error": f"internal error: {exc}"}, status_code=500)
+        return JSONResponse(error_json(req.url.path, 500, f"internal error: {exc}"), 500)
 
     del corral_error, validation_error, http_error, unexpected
 
 
 def _install_host_check(app: FastAPI, settings: Settings) -> None:
     """Refuse foreign Host headers when listening on loopback (DNS-rebinding protection)."""
-    try:
-        bound = ipaddress.ip_address(settings.host.host)
-        loopback_only = bound.is_loopback
-    except ValueError:
-        loopback_only = settings.host.host == "localhost"
-    if not loopback_only:
-        return
-
-    app.add_middleware(HostCheckMiddleware)
-
-
-class HostCheckMiddleware:
-    """Pure ASGI: answers 403 to a foreign ``Host`` header, passes everything else through."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = ""
-            for name, value in scope.get("headers", []):
-                if name == b"host":
-                    host = value.decode("latin-1")
-                    break
-            if not allowed_host(host):
-                body = json.dumps({"error": "forbidden"}).encode()
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ]
-                await send({"type": "http.response.start", "status": 403, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
-def allowed_host(header: str) -> bool:
-    host = header.strip()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    host = host.lower()
-    if host in ("", "localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        if host == socket.gethostname().lower():
-            return True
-        return host.endswith((".localhost", ".local", ".internal"))
-    return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
+    if loopback_bind(settings.host.host):
+        app.add_middleware(HostCheckMiddleware)

@@ -48,6 +48,7 @@ def _list(svc: Service) -> ListResponse:
                 size=sum(layer.size for layer in entry.manifest.layers),
                 digest=entry.digest,
                 details=ModelDetails(**view.stored.details()),
+                capabilities=list(view.capabilities),
             )
         )
     return ListResponse(models=out)

@@ -43,6 +43,7 @@ def messages_from_wire(msgs: Sequence[Message]) -> list[ChatMessage]:
                 calls,
                 m.tool_name or "",
                 m.thinking or "",
+                m.tool_call_id or "",
             )
         )
     return out
@@ -69,7 +70,12 @@ def without_old_thinking(msgs: list[ChatMessage], view: ModelView) -> list[ChatM
 async def chat(svc: Service, req: ChatRequest) -> AsyncGenerator[ChatResponse, None]:
     check_logprobs(req.top_logprobs)
     job = await svc.job(
-        req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
+        req.model,
+        req.options,
+        req.keep_alive,
+        think=req.think,
+        truncate=req.truncate,
+        shift=req.shift,
     )
     view, label = job.view, job.label
     msgs = without_old_thinking(messages_from_wire(req.messages or []), view)

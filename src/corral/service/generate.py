@@ -27,7 +27,12 @@ async def generate(svc: Service, req: GenerateRequest) -> AsyncGenerator[Generat
     if req.raw and (req.template or req.system or req.context):
         raise BadRequest("raw mode does not support template, system, or context")
     job = await svc.job(
-        req.model, req.options, req.keep_alive, think=req.think, truncate=req.truncate
+        req.model,
+        req.options,
+        req.keep_alive,
+        think=req.think,
+        truncate=req.truncate,
+        shift=req.shift,
     )
     view, label = job.view, job.label
     if not req.prompt and req.keep_alive is not None and job.keep_alive == 0:

@@ -17,6 +17,7 @@ from corral.api.types import (
 from corral.api.types import Metrics as WireMetrics
 from corral.service.outputs import Ack, Delta, Finished, Metrics, Output, Rendered, TokenProb
 from corral.timefmt import now_go
+from corral.tools import tool_call_id
 
 
 def _metrics(m: Metrics) -> WireMetrics:
@@ -58,7 +59,8 @@ def generate_chunk(label: str, out: Output) -> GenerateResponse:
 def chat_chunk(label: str, out: Output) -> ChatResponse:
     now = now_go()
     if isinstance(out, Delta):
-        calls = [dict(c) for c in out.tool_calls] or None
+        # each call gets an id, as Ollama's (``call_`` and 8 characters), for tool_call_id
+        calls = [{"id": tool_call_id(), **c} for c in out.tool_calls] or None
         message = ChatMessageOut(content=out.text, thinking=out.thinking or None, tool_calls=calls)
         return ChatResponse(
             model=label, created_at=now, message=message, logprobs=wire_logprobs(out.logprobs)

@@ -63,7 +63,11 @@ async def generate(
                 media = (prompt, wires)
             else:
                 tokens = await fit_tokens(
-                    runner, prompt, truncate=job.truncate, num_keep=job.sampling.num_keep
+                    runner,
+                    prompt,
+                    truncate=job.truncate,
+                    num_keep=job.sampling.num_keep,
+                    shift=job.sampling.shift,
                 )
             splitter = None
             if think_tags is not None and think_on(job.think):

@@ -111,8 +111,17 @@ class GeneratePrompt:
                 image_tokens(runner),
             )
         if self.context:
+            check_context(self.context, runner)
             text = await runner.detokenize(list(self.context)) + text
         return text, images
+
+
+def check_context(tokens: Sequence[int], runner: Runner) -> None:
+    """A ``context`` holds token ids of the model's vocabulary: llama.cpp would read any other id
+    out of bounds (and abort the runner)."""
+    n_vocab = int(runner.info.get("n_vocab") or 0)
+    if n_vocab and any(t < 0 or t >= n_vocab for t in tokens):
+        raise BadRequest("context holds a token id outside the model's vocabulary")
 
 
 def image_tokens(runner: Runner) -> int:
@@ -125,14 +134,26 @@ def stored_messages(raw: Sequence[Mapping[str, Any]]) -> tuple[ChatMessage, ...]
     return tuple(ChatMessage(str(m.get("role", "")), str(m.get("content", ""))) for m in raw)
 
 
-async def fit_tokens(runner: Runner, prompt: str, *, truncate: bool, num_keep: int) -> list[int]:
+PROMPT_TOO_LONG = (
+    "the prompt is longer than the context length currently available to the model; shorten "
+    "the prompt, adjust the context length in settings, or use a model with a longer context "
+    "length"
+)
+
+
+async def fit_tokens(
+    runner: Runner, prompt: str, *, truncate: bool, num_keep: int, shift: bool = True
+) -> list[int]:
     """The prompt's tokens, cut to leave room in the context (keep ``num_keep`` tokens at the
-    start and the most recent rest) unless ``truncate`` is false."""
+    start and the most recent rest) unless ``truncate`` is false; without ``shift`` a prompt
+    that does not fit is refused, as Ollama refuses it when context shifting is off."""
     tokens = await runner.tokenize(prompt)
     n_ctx = runner.n_ctx
     if len(tokens) >= n_ctx:
         if not truncate:
             raise BadRequest("the input length exceeds the context length")
+        if not shift:
+            raise BadRequest(PROMPT_TOO_LONG)
         keep = max(0, min(num_keep, n_ctx // 2))
         tail = n_ctx - keep - max(n_ctx // 8, 1)
         tokens = tokens[:keep] + tokens[-tail:]

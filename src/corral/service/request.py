@@ -25,7 +25,8 @@ from corral.prompt import think_on
 from corral.scheduler import ModelRef
 from corral.service.models import ModelView
 
-_NOT_OPTIONS = ("grammar", "logprobs", "top_logprobs")  # set by request fields, not options
+# set from request fields, not from options
+_NOT_OPTIONS = ("grammar", "logprobs", "top_logprobs", "shift")
 _SAMPLING_FIELDS = tuple(
     f.name for f in dataclasses.fields(SamplingParams) if f.name not in _NOT_OPTIONS
 )
@@ -54,6 +55,9 @@ class Job:
         return tuple(value) if isinstance(value, list) else ()
 
 
+_LONGEST_SECONDS = (2**63 - 1) / 1e9
+
+
 def keep_alive_seconds(value: Any, default: float) -> float:
     """A request's ``keep_alive``: seconds as a number, or a Go duration string; negative is
     forever."""
@@ -62,12 +66,22 @@ def keep_alive_seconds(value: Any, default: float) -> float:
     if isinstance(value, bool):
         raise BadRequest("Unsupported type: 'bool'")
     if isinstance(value, int | float):
-        return float("inf") if value < 0 else float(value)
+        # past Go's longest Duration (~292 years) is forever; a huge int would overflow float()
+        return float("inf") if value < 0 or value > _LONGEST_SECONDS else float(value)
     try:
         seconds = parse_go_duration(value)
     except ValueError as e:
         raise BadRequest(str(e)) from e
     return float("inf") if seconds < 0 else seconds
+
+
+def context_shift(shift: bool | None, view: ModelView) -> bool:
+    """Ollama's ``shift``: on unless the request turns it off, or the model's family
+    (deepseek2) cannot shift its cache."""
+    if shift is not None:
+        return shift
+    details = view.stored.details()
+    return "deepseek2" not in (details.get("family"), *(details.get("families") or ()))
 
 
 def think_value(think: bool | str | None, capabilities: Sequence[str]) -> bool | str | None:
@@ -125,6 +139,14 @@ def load_spec(
     )
 
 
+def predict_limit(num_predict: int, n_ctx: int) -> int:
+    """Ollama's bound on a generation: at most ten context windows. With context shifting, an
+    unbounded ``num_predict`` (negative, or 0 here too) would generate until the model ends,
+    which a model stuck in a loop never does."""
+    cap = 10 * n_ctx
+    return cap if num_predict <= 0 or num_predict > cap else num_predict
+
+
 def runner_key(spec: LoadSpec) -> str:
     """Runners are shared by model file, adapters, projector and role (generation or
     embeddings); the other load options decide whether a runner must be reloaded."""
@@ -147,12 +169,14 @@ def prepare(
     grammar: str | None = None,
     think: bool | str | None = None,
     truncate: bool | None = None,
+    shift: bool | None = None,
     embedding: bool = False,
 ) -> Job:
     """The job of a request. ``embedding`` loads even a chat model as an embedder (a runner of
     its own), as Ollama answers embeddings for any model."""
     opts = merge_options(view.stored.parameters, validate_options(options or {}))
     spec = load_spec(settings, view, opts, embedding=embedding)
+    sampling = sampling_from(opts, grammar)
     stored = view.stored
     ref = ModelRef(
         key=runner_key(spec),
@@ -167,7 +191,11 @@ def prepare(
         options=opts,
         ref=ref,
         keep_alive=keep_alive_seconds(keep_alive, settings.keep_alive),
-        sampling=sampling_from(opts, grammar),
+        sampling=dataclasses.replace(
+            sampling,
+            shift=context_shift(shift, view),
+            num_predict=predict_limit(sampling.num_predict, spec.n_ctx),
+        ),
         think=think_value(think, view.capabilities),
         truncate=truncate is not False,
     )
@@ -183,9 +211,7 @@ def with_logprobs(job: Job, logprobs: bool | None, top_logprobs: int | None) -> 
     """A job that reports each token's log probability (and ``top_logprobs`` alternatives)."""
     if not logprobs:
         return job
-    sampling = dataclasses.replace(
-        job.sampling, logprobs=True, top_logprobs=top_logprobs or 0
-    )
+    sampling = dataclasses.replace(job.sampling, logprobs=True, top_logprobs=top_logprobs or 0)
     return dataclasses.replace(job, sampling=sampling)
 
 

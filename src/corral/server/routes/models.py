@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import threading
 from functools import partial
 from typing import Any
 
@@ -10,13 +12,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 import corral
-from corral.api.types import CopyRequest, CreateRequest, ModelRequest
+from corral.api.types import (
+    CloudStatus,
+    CopyRequest,
+    CreateRequest,
+    ModelRequest,
+    StatusResponse,
+    VersionResponse,
+)
 from corral.create.builder import build_model
-from corral.create.spec import spec_from_request
+from corral.create.spec import CreateSpec, spec_from_request
 from corral.errors import BadRequest, ModelNotFound, NotFound
 from corral.names import ModelName, parse_digest, parse_name
+from corral.registry.client import RegistryOptions
+from corral.registry.transfer import Transfers, pull_model
 from corral.server.body import parse_json
-from corral.server.streaming import Emit, json_response, progress_response
+from corral.server.routes.transfer import respond_cancellable, transfers_of
+from corral.server.streaming import Emit, json_response
 from corral.service import Service, catalog
 from corral.store import Store
 from corral.store.blobs import BlobWriter
@@ -25,6 +37,15 @@ from corral.store.manifests import Manifest
 router = APIRouter()
 
 UPLOAD_BUFFER = 4 << 20
+
+
+def from_this_machine(request: Request) -> bool:
+    """The client connects over loopback (a process of this machine)."""
+    host = request.client.host if request.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def services(request: Request) -> Service:
@@ -38,8 +59,15 @@ async def root() -> Response:
 
 
 @router.api_route("/api/version", methods=["GET", "HEAD"])
-async def version() -> dict[str, str]:
-    return {"version": corral.__version__}
+async def version() -> Response:
+    return json_response(VersionResponse(version=corral.__version__))
+
+
+@router.get("/api/status")
+async def status(request: Request) -> Response:
+    """Ollama's cloud status: always disabled here; ``env`` when OLLAMA_NO_CLOUD says so too."""
+    source = "env" if services(request).settings.no_cloud else "corral"
+    return json_response(StatusResponse(cloud=CloudStatus(disabled=True, source=source)))
 
 
 @router.get("/api/tags")
@@ -98,13 +126,21 @@ async def delete(request: Request) -> Response:
 async def create(request: Request) -> Response:
     req = await parse_json(request, CreateRequest)
     svc = services(request)
-    spec = await asyncio.to_thread(spec_from_request, req, svc.store)
-    work = partial(_build, spec=spec, svc=svc)
-    return await progress_response(work, stream=req.stream is not False)
+    spec = await asyncio.to_thread(
+        partial(spec_from_request, req, svc.store, server_paths=from_this_machine(request))
+    )
+    work = partial(_build, spec=spec, svc=svc, transfers=transfers_of(request))
+    return await respond_cancellable(work, threading.Event(), req.stream is not False)
 
 
-def _build(emit: Emit, *, spec: Any, svc: Service) -> None:
-    build_model(spec, svc.store, emit, prune=not svc.settings.noprune)
+def _build(
+    emit: Emit, *, spec: CreateSpec, svc: Service, transfers: Transfers, cancel: threading.Event
+) -> None:
+    prune = not svc.settings.noprune
+    if spec.from_model is not None and not svc.store.exists(spec.from_model):
+        # FROM a model that is not here: pull it first, with its progress, as Ollama does
+        pull_model(transfers, spec.from_model, RegistryOptions(), emit, cancel=cancel, prune=prune)
+    build_model(spec, svc.store, emit, prune=prune)
 
 
 @router.head("/api/blobs/{digest}")

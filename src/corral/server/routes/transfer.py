@@ -44,7 +44,7 @@ def _services(request: Request) -> Service:
     return svc
 
 
-def _transfers(request: Request) -> Transfers:
+def transfers_of(request: Request) -> Transfers:
     """The app's shared transfer state, made on first use (handlers run on the event loop)."""
     state = request.app.state
     transfers: Transfers | None = getattr(state, "corral_transfers", None)
@@ -61,7 +61,9 @@ def _options(req: TransferRequest) -> RegistryOptions:
     )
 
 
-async def _respond(work: partial[None], cancel: threading.Event, stream: bool) -> Response:
+async def respond_cancellable(
+    work: partial[None], cancel: threading.Event, stream: bool
+) -> Response:
     """Stream ``work``'s progress; a client that goes away sets ``cancel``."""
 
     def run(emit: Emit) -> None:
@@ -89,12 +91,12 @@ async def pull(request: Request) -> Response:
     svc = _services(request)
     work = partial(
         _pull,
-        transfers=_transfers(request),
+        transfers=transfers_of(request),
         name=name,
         options=_options(req),
         prune=not svc.settings.noprune,
     )
-    return await _respond(work, threading.Event(), req.stream is not False)
+    return await respond_cancellable(work, threading.Event(), req.stream is not False)
 
 
 def _pull(
@@ -116,11 +118,11 @@ async def push(request: Request) -> Response:
     if not raw:
         raise BadRequest("model is required")
     name = parse_name(raw)
-    transfers = _transfers(request)
+    transfers = transfers_of(request)
     if not await asyncio.to_thread(transfers.store.exists, name):
         raise ModelNotFound(raw)
     work = partial(_push, transfers=transfers, name=name, options=_options(req))
-    return await _respond(work, threading.Event(), req.stream is not False)
+    return await respond_cancellable(work, threading.Event(), req.stream is not False)
 
 
 def _push(
