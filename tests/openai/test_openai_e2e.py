@@ -432,7 +432,10 @@ def test_unknown_fields_are_ignored(oai: openai.OpenAI) -> None:
         extra_body={"frobnicate": {"deep": [1]}, "logit_bias": {"50256": -100}},
     )
     assert r.choices[0].message.content == DEFAULT_REPLY
-    assert r.choices[0].logprobs is None
+    lp = r.choices[0].logprobs  # honoured now: one entry per token, 2 alternatives each
+    assert lp is not None and lp.content is not None
+    assert "".join(t.token for t in lp.content) == DEFAULT_REPLY
+    assert all(len(t.top_logprobs) == 2 for t in lp.content)
 
 
 def ps(url: str) -> dict[str, Any]:
