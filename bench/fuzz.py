@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds: a hang")
     parser.add_argument("--only", default="", help="fuzz only operations whose label has this")
     args = parser.parse_args()
+    # a SIGTERM unwinds (so the server process is stopped by ``finally``)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     started = time.perf_counter()
     registry = FakeRegistry().start()
@@ -204,6 +207,8 @@ def main() -> None:
                     if args.only and args.only not in op.label:
                         continue
                     fuzz_operation(op, server.url, steer, tally, args.max_examples, args.timeout)
+                    elapsed = time.perf_counter() - started
+                    print(f"{elapsed:7.1f} s  {op.label}", file=sys.stderr, flush=True)
             alive = server.proc is not None and server.proc.poll() is None
         finally:
             server.stop()

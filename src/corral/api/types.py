@@ -49,7 +49,9 @@ class ToolCall(Wire):
 
 
 class Message(Wire):
-    role: str
+    # any other role is refused with Ollama's message (the schema lists them; create's
+    # ``messages`` take the first three only)
+    role: str = Field(json_schema_extra={"enum": ["system", "user", "assistant", "tool"]})
     content: str = ""
     thinking: str | None = None
     images: list[str] | None = None

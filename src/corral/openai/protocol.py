@@ -43,7 +43,10 @@ class ResponseFormat(OpenAIWire):
 class ChatMessageIn(OpenAIWire):
     """One message of a chat request; ``content`` is a string or a list of content parts."""
 
-    role: str
+    # any other role is refused with Ollama's message; the schema lists them
+    role: str = Field(
+        json_schema_extra={"enum": ["system", "developer", "user", "assistant", "tool"]}
+    )
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
